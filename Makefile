@@ -1,0 +1,31 @@
+# Two entry points, each of which sets itself up on a fresh machine:
+#   make repro   install into .venv and run the whole pipeline (`dvc repro`)
+#   make test    install into .venv (with the test extras) and run the test suite
+
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+# No telemetry from DVC, MLflow or Prefect.
+export DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: setup repro test lint
+
+$(BIN)/finepseudo: pyproject.toml
+	test -d $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	touch $@
+
+setup: $(BIN)/finepseudo
+
+repro: setup
+	dvc repro
+
+test: setup
+	ruff check .
+	pytest
+
+lint: setup
+	ruff check .

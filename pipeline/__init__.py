@@ -1,0 +1,1 @@
+"""FinePseudo: semi-supervised fine-grained action recognition with alignability-verified pseudo-labels."""

@@ -1,0 +1,255 @@
+"""The schema of params.yaml: one pydantic model per section.
+
+Every stage validates the whole file once, so a typo anywhere stops the pipeline before it
+spends time: unknown keys, wrong types and out-of-range values are reported with the dotted
+key that holds them. The library never reads params.yaml itself; stages pass it the section
+it needs.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, malformed or holds a value the schema refuses."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ============ data ============
+
+
+class DatasetParams(Section):
+    name: str = Field("synthetic", min_length=1)
+    format: Literal["synthetic", "diving48", "finegym", "mmaction", "folders"] = "synthetic"
+    root: str = "data/synthetic"
+    train_list: str = ""
+    test_list: str = ""
+    classes_file: str = ""
+    video_dir: str = ""
+    video_suffix: str = ".mp4"
+
+
+class SynthesizeParams(Section):
+    seed: int = Field(0, ge=0)
+    train_per_class: int = Field(50, ge=1)
+    test_per_class: int = Field(12, ge=1)
+    size: int = Field(64, ge=32, le=512)
+    min_frames: int = Field(32, ge=8)
+    max_frames: int = Field(48, ge=8)
+    fps: int = Field(25, ge=1)
+    workers: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _frames_ordered(self) -> "SynthesizeParams":
+        if self.min_frames > self.max_frames:
+            raise ValueError("min_frames must not exceed max_frames")
+        return self
+
+
+class ExtractParams(Section):
+    short_side: int = Field(64, ge=16, le=1024)
+    max_frames: int = Field(32, ge=1)
+    workers: int = Field(2, ge=1)
+    max_failed_fraction: float = Field(0.05, ge=0.0, le=1.0)
+
+
+class OpenWorldParams(Section):
+    novel_classes: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0)
+
+
+class SplitsParams(Section):
+    fractions: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    open_world: OpenWorldParams = OpenWorldParams()
+
+    @model_validator(mode="after")
+    def _fractions_in_range(self) -> "SplitsParams":
+        for fraction in self.fractions:
+            if not 0.0 < fraction <= 1.0:
+                raise ValueError(f"fractions must lie in (0, 1], got {fraction}")
+        return self
+
+
+class RunParams(Section):
+    method: Literal["supervised", "pseudo_label", "finepseudo"] = "finepseudo"
+    fraction: float = Field(0.1, gt=0.0, le=1.0)
+    seed: int = Field(0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = Field(0, ge=0)
+
+
+# ============ models ============
+
+
+class ActionEncoderParams(Section):
+    arch: Literal["r2plus1d_tiny", "r2plus1d_18"] = "r2plus1d_tiny"
+    widths: list[int] = Field(default_factory=lambda: [16, 32, 64], min_length=1)
+    weights: str = ""
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+
+
+class AlignabilityEncoderParams(Section):
+    backbone: Literal["small_cnn", "resnet18", "resnet50"] = "small_cnn"
+    backbone_widths: list[int] = Field(default_factory=lambda: [16, 32, 64], min_length=1)
+    backbone_weights: str = ""
+    layers: int = Field(3, ge=1)
+    heads: int = Field(8, ge=1)
+    hidden: int = Field(256, ge=8)
+    embedding: int = Field(128, ge=8)
+    projection: int = Field(128, ge=8)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> "AlignabilityEncoderParams":
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
+        return self
+
+
+class ClipParams(Section):
+    frames: int = Field(8, ge=1)
+    stride: int = Field(4, ge=1)
+    crop: int = Field(48, ge=16)
+
+
+class ClipsParams(Section):
+    action: ClipParams = ClipParams()
+    alignability: ClipParams = ClipParams(frames=16, stride=2)
+
+
+class AugmentParams(Section):
+    scale: tuple[float, float] = (0.6, 1.0)
+    color_jitter: float = Field(0.2, ge=0.0, le=1.0)
+    hflip: bool = False
+
+
+# ============ training ============
+
+
+class TrainParams(Section):
+    epochs: int = Field(10, ge=0)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    warmup_epochs: int = Field(1, ge=0)
+    grad_clip: float = Field(5.0, ge=0.0)
+    seed: int = Field(0, ge=0)
+
+
+class GitdlParams(TrainParams):
+    enabled: bool = True
+    tau: float = Field(0.1, gt=0.0)
+    beta: float = Field(0.99, ge=0.0, le=1.0)
+    sigma: float = Field(0.2, gt=0.0)
+    local_span: tuple[float, float] = (0.3, 0.6)
+
+
+class MetricParams(TrainParams):
+    classes_per_batch: int = Field(8, ge=2)
+    clips_per_class: int = Field(2, ge=2)
+    gamma: float = Field(0.001, gt=0.0)
+    margin: float = Field(0.1, ge=0.0)
+    score_weight: float = Field(1.0, ge=0.0)
+    distance: Literal["softdtw", "pooled_cosine", "framewise_cosine"] = "softdtw"
+    loss: Literal["triplet_score", "triplet", "score"] = "triplet_score"
+    band: int = Field(0, ge=0)
+    held_out_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+
+
+class PseudoLabelParams(Section):
+    strategy: Literal["confidence", "uncertainty", "verification", "collaborative"] = (
+        "collaborative"
+    )
+    threshold: float = Field(0.6, ge=0.0, le=1.0)
+    exemplars_per_class: int = Field(15, ge=1)
+    tau: float = Field(0.1, gt=0.0)
+    verification_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    max_uncertainty: float = Field(0.1, ge=0.0)
+    batch_size: int = Field(64, ge=1)
+
+
+class SelfTrainingParams(Section):
+    rounds: dict[int, int] = Field(default_factory=lambda: {1: 0, 2: 1, 3: 2})
+    retrain: TrainParams = TrainParams(epochs=3)
+    retrain_alignability: TrainParams = TrainParams(epochs=1)
+
+    @model_validator(mode="after")
+    def _rounds_chain(self) -> "SelfTrainingParams":
+        expected = {r: r - 1 for r in range(1, len(self.rounds) + 1)}
+        if self.rounds != expected:
+            raise ValueError(
+                "rounds must map each round 1..R to the round before it, "
+                f"e.g. {expected}; got {self.rounds}"
+            )
+        return self
+
+    @property
+    def final_round(self) -> int:
+        return max(self.rounds, default=0)
+
+
+class EvaluateParams(Section):
+    clips: int = Field(10, ge=1)
+    crops: Literal[1, 3] = 3
+    batch_size: int = Field(64, ge=1)
+
+
+# ============ the whole file ============
+
+
+class Params(Section):
+    dataset: DatasetParams = DatasetParams()
+    synthesize: SynthesizeParams = SynthesizeParams()
+    extract: ExtractParams = ExtractParams()
+    splits: SplitsParams = SplitsParams()
+    run: RunParams = RunParams()
+    action_encoder: ActionEncoderParams = ActionEncoderParams()
+    alignability_encoder: AlignabilityEncoderParams = AlignabilityEncoderParams()
+    clips: ClipsParams = ClipsParams()
+    augment: AugmentParams = AugmentParams()
+    gitdl: GitdlParams = GitdlParams()
+    metric_learning: MetricParams = MetricParams()
+    finetune: TrainParams = TrainParams()
+    pseudo_label: PseudoLabelParams = PseudoLabelParams()
+    self_training: SelfTrainingParams = SelfTrainingParams()
+    evaluate: EvaluateParams = EvaluateParams()
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: {error.error_count()} invalid value(s)"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_params(raw: dict, source: str = "params") -> Params:
+    """Validate an already-loaded params mapping; raise ParamsError naming every bad key."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ParamsError(_describe(error, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: no such params file")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    return parse_params(raw, str(path))

@@ -1,0 +1,163 @@
+"""MLflow tracking shared by every stage.
+
+DVC runs each stage as its own process, yet a researcher wants one MLflow run per pipeline
+run (dataset x method x label fraction x split seed) with the stages beneath it. Every stage
+therefore derives the same key from the validated params, finds the parent run that carries
+that key (or creates it) and opens a child run tagged `stage=<name>` under it.
+
+The store is SQLite (`sqlite:///mlflow.db` in the working directory, which DVC makes the
+repository root) unless MLFLOW_TRACKING_URI names another; artifacts go to `mlartifacts/`
+beside the database file.
+"""
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Params
+
+# Telemetry stays off for every process that tracks runs, whatever the caller's shell says.
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+import mlflow  # noqa: E402  (after the telemetry switches above)
+from mlflow.entities import Param, RunStatus  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+PIPELINE_TAG = "finepseudo.pipeline"
+CONFIG_TAG = "finepseudo.config"
+STAGE_TAG = "stage"
+
+# Params that say which pipeline run this is, or where it runs, rather than how it trains.
+_RUN_IDENTITY_KEYS = ("run.method", "run.fraction", "run.seed", "run.device", "run.threads")
+
+
+def tracking_uri() -> str:
+    """The tracking URI every stage and command uses."""
+    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def artifact_root(uri: str) -> str:
+    """Where artifacts of a SQLite store live: `mlartifacts/` beside the database file."""
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///")).resolve()
+        return (database.parent / "mlartifacts").as_uri()
+    return ""
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists and scalars are leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten({str(k): v for k, v in value.items()}, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _digest(flat: dict[str, Any]) -> str:
+    canonical = json.dumps(flat, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def config_digest(params: Params) -> str:
+    """Identifies an experimental setting: every param but the run's identity."""
+    flat = flatten(params.model_dump(mode="json"))
+    return _digest({k: v for k, v in flat.items() if k not in _RUN_IDENTITY_KEYS})
+
+
+def pipeline_key(params: Params) -> str:
+    """Identifies one pipeline run: the setting plus method, label fraction and split seed."""
+    run = params.run
+    return f"{run.method}-f{run.fraction}-s{run.seed}-{config_digest(params)}"
+
+
+def parent_run_name(params: Params) -> str:
+    run = params.run
+    return f"{run.method} {run.fraction:.0%} labels seed {run.seed}"
+
+
+def _experiment_id(client: MlflowClient, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_root(tracking_uri()) or None)
+    except mlflow.exceptions.MlflowException:
+        # Another stage process created it between our lookup and our create.
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def parent_run_id(client: MlflowClient, params: Params) -> str:
+    """Find the parent run of this pipeline run, creating it with all params on first use."""
+    experiment_id = _experiment_id(client, params.dataset.name)
+    key = pipeline_key(params)
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{key}'", max_results=1
+    )
+    if found:
+        return found[0].info.run_id
+    run = params.run
+    parent = client.create_run(
+        experiment_id,
+        run_name=parent_run_name(params),
+        tags={
+            PIPELINE_TAG: key,
+            CONFIG_TAG: config_digest(params),
+            "method": run.method,
+            "fraction": str(run.fraction),
+            "split_seed": str(run.seed),
+            "dataset": params.dataset.name,
+        },
+    )
+    entries = [Param(k, str(v)[:500]) for k, v in flatten(params.model_dump(mode="json")).items()]
+    for start in range(0, len(entries), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(parent.info.run_id, params=entries[start : start + 100])
+    client.set_terminated(parent.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
+    return parent.info.run_id
+
+
+@contextmanager
+def stage_run(stage: str, params: Params, logged_params: dict[str, Any] | None = None) -> Iterator[
+    mlflow.ActiveRun
+]:
+    """Open the child run of `stage` under this pipeline's parent run.
+
+    Metrics and artifacts logged with the fluent API inside the block land on the child run.
+    A stage that raises leaves both its run and the parent FAILED.
+    """
+    mlflow.set_tracking_uri(tracking_uri())
+    client = MlflowClient()
+    parent_id = parent_run_id(client, params)
+    experiment_id = client.get_run(parent_id).info.experiment_id
+    client.update_run(parent_id, status=RunStatus.to_string(RunStatus.RUNNING))
+    child = mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=stage,
+        tags={STAGE_TAG: stage, "mlflow.parentRunId": parent_id},
+    )
+    try:
+        if logged_params:
+            mlflow.log_params({k: str(v)[:500] for k, v in flatten(logged_params).items()})
+        yield child
+    except BaseException:
+        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+        client.set_terminated(parent_id, RunStatus.to_string(RunStatus.FAILED))
+        raise
+    mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
+    client.set_terminated(parent_id, RunStatus.to_string(RunStatus.FINISHED))
+
+
+def log_parent_metrics(params: Params, metrics: dict[str, float]) -> None:
+    """Log headline metrics (top-1 and the like) on the parent run, where comparisons read them."""
+    client = MlflowClient(tracking_uri())
+    parent_id = parent_run_id(client, params)
+    for name, value in metrics.items():
+        client.log_metric(parent_id, name, float(value))
