@@ -12,6 +12,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipeline.data.synthetic.design import CLASS_COUNT
+
 
 class ParamsError(ValueError):
     """params.yaml is missing, malformed or holds a value the schema refuses."""
@@ -34,29 +36,57 @@ class DatasetParams(Section):
     video_dir: str = ""
     video_suffix: str = ".mp4"
 
+    @model_validator(mode="after")
+    def _lists_named(self) -> "DatasetParams":
+        if self.format in ("finegym", "mmaction"):
+            for key in ("train_list", "test_list"):
+                if not getattr(self, key):
+                    raise ValueError(f"{key} must name a list file when format is {self.format}")
+        return self
+
 
 class SynthesizeParams(Section):
     seed: int = Field(0, ge=0)
+    classes: int = Field(CLASS_COUNT, ge=2, le=CLASS_COUNT)
     train_per_class: int = Field(50, ge=1)
     test_per_class: int = Field(12, ge=1)
-    size: int = Field(64, ge=32, le=512)
-    min_frames: int = Field(32, ge=8)
-    max_frames: int = Field(48, ge=8)
+    size: int = Field(64, ge=32, le=512, multiple_of=2)
+    min_frames: int = Field(32, ge=16)
+    max_frames: int = Field(48, ge=16)
     fps: int = Field(25, ge=1)
+    crf: int = Field(18, ge=0, le=51)
+    actor_height: float = Field(0.5, gt=0.0, le=0.6)
+    limb_width: float = Field(0.12, gt=0.0, le=0.3)
+    zoom_jitter: float = Field(0.15, ge=0.0, le=0.5)
+    shift: float = Field(0.06, ge=0.0, le=0.2)
+    phase_jitter: float = Field(0.35, ge=0.0, le=1.0)
+    pose_jitter: float = Field(0.12, ge=0.0, le=0.5)
+    texture: float = Field(0.25, ge=0.0, le=1.0)
+    contrast: float = Field(0.3, ge=0.0, le=0.6)
+    noise: float = Field(4.0, ge=0.0, le=64.0)
     workers: int = Field(2, ge=1)
 
     @model_validator(mode="after")
     def _frames_ordered(self) -> "SynthesizeParams":
         if self.min_frames > self.max_frames:
-            raise ValueError("min_frames must not exceed max_frames")
+            raise ValueError(
+                f"min_frames ({self.min_frames}) must not exceed max_frames ({self.max_frames})"
+            )
         return self
 
 
 class ExtractParams(Section):
     short_side: int = Field(64, ge=16, le=1024)
     max_frames: int = Field(32, ge=1)
+    min_frames: int = Field(16, ge=1)
     workers: int = Field(2, ge=1)
     max_failed_fraction: float = Field(0.05, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _frames_ordered(self) -> "ExtractParams":
+        if self.min_frames > self.max_frames:
+            raise ValueError("min_frames must not exceed max_frames")
+        return self
 
 
 class OpenWorldParams(Section):
@@ -68,12 +98,19 @@ class SplitsParams(Section):
     fractions: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     open_world: OpenWorldParams = OpenWorldParams()
+    validation_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    validation_seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _fractions_in_range(self) -> "SplitsParams":
         for fraction in self.fractions:
             if not 0.0 < fraction <= 1.0:
                 raise ValueError(f"fractions must lie in (0, 1], got {fraction}")
+        for key, values in (("fractions", self.fractions), ("seeds", self.seeds)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{key} must not repeat a value, got {values}")
+        if any(seed < 0 for seed in self.seeds):
+            raise ValueError(f"seeds must be non-negative, got {self.seeds}")
         return self
 
 
@@ -83,6 +120,7 @@ class RunParams(Section):
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(0, ge=0)
+    workers: int = Field(0, ge=0)
 
 
 # ============ models ============
@@ -133,9 +171,8 @@ class AugmentParams(Section):
 # ============ training ============
 
 
-class TrainParams(Section):
+class ScheduleParams(Section):
     epochs: int = Field(10, ge=0)
-    batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     warmup_epochs: int = Field(1, ge=0)
@@ -143,8 +180,11 @@ class TrainParams(Section):
     seed: int = Field(0, ge=0)
 
 
+class TrainParams(ScheduleParams):
+    batch_size: int = Field(32, ge=1)
+
+
 class GitdlParams(TrainParams):
-    enabled: bool = True
     tau: float = Field(0.1, gt=0.0)
     beta: float = Field(0.99, ge=0.0, le=1.0)
     sigma: float = Field(0.2, gt=0.0)
@@ -152,7 +192,7 @@ class GitdlParams(TrainParams):
 
 
 class MetricParams(TrainParams):
-    classes_per_batch: int = Field(8, ge=2)
+    batch_size: int = Field(48, ge=4)
     clips_per_class: int = Field(2, ge=2)
     gamma: float = Field(0.001, gt=0.0)
     margin: float = Field(0.1, ge=0.0)
@@ -160,7 +200,19 @@ class MetricParams(TrainParams):
     distance: Literal["softdtw", "pooled_cosine", "framewise_cosine"] = "softdtw"
     loss: Literal["triplet_score", "triplet", "score"] = "triplet_score"
     band: int = Field(0, ge=0)
-    held_out_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _whole_classes_per_batch(self) -> "MetricParams":
+        if self.batch_size % self.clips_per_class or self.batch_size // self.clips_per_class < 2:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of clips_per_class "
+                f"({self.clips_per_class}) holding at least 2 classes"
+            )
+        return self
+
+    @property
+    def classes_per_batch(self) -> int:
+        return self.batch_size // self.clips_per_class
 
 
 class PseudoLabelParams(Section):
@@ -172,30 +224,35 @@ class PseudoLabelParams(Section):
     tau: float = Field(0.1, gt=0.0)
     verification_threshold: float = Field(0.6, ge=0.0, le=1.0)
     max_uncertainty: float = Field(0.1, ge=0.0)
+    dropout_passes: int = Field(10, ge=2)
     batch_size: int = Field(64, ge=1)
 
 
 class SelfTrainingParams(Section):
-    rounds: dict[int, int] = Field(default_factory=lambda: {1: 0, 2: 1, 3: 2})
+    rounds: dict[str, str] = Field(
+        default_factory=lambda: {"round_1": "round_0", "round_2": "round_1", "round_3": "round_2"}
+    )
     retrain: TrainParams = TrainParams(epochs=3)
-    retrain_alignability: TrainParams = TrainParams(epochs=1)
+    retrain_alignability: ScheduleParams = ScheduleParams(epochs=1)
 
     @model_validator(mode="after")
     def _rounds_chain(self) -> "SelfTrainingParams":
-        expected = {r: r - 1 for r in range(1, len(self.rounds) + 1)}
+        expected = {f"round_{r}": f"round_{r - 1}" for r in range(1, len(self.rounds) + 1)}
         if self.rounds != expected:
             raise ValueError(
-                "rounds must map each round 1..R to the round before it, "
-                f"e.g. {expected}; got {self.rounds}"
+                "rounds must map each round to the one it continues from, "
+                f"round_1: round_0 up to round_R: round_<R-1>, e.g. {expected}; got {self.rounds}"
             )
         return self
 
     @property
-    def final_round(self) -> int:
-        return max(self.rounds, default=0)
+    def final_round(self) -> str:
+        """The round whose models are evaluated; round_0 (no self-training) when rounds is empty."""
+        return f"round_{len(self.rounds)}"
 
 
 class EvaluateParams(Section):
+    subset: Literal["test", "validation"] = "test"
     clips: int = Field(10, ge=1)
     crops: Literal[1, 3] = 3
     batch_size: int = Field(64, ge=1)

@@ -16,9 +16,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Params
+
+if TYPE_CHECKING:
+    import torch
 
 # Telemetry stays off for every process that tracks runs, whatever the caller's shell says.
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -161,3 +164,36 @@ def log_parent_metrics(params: Params, metrics: dict[str, float]) -> None:
     parent_id = parent_run_id(client, params)
     for name, value in metrics.items():
         client.log_metric(parent_id, name, float(value))
+
+
+def register_action_encoder(
+    model: "torch.nn.Module", clip: dict[str, int], classes: list[str], metrics: dict[str, float], name: str
+) -> str:
+    """Log the action encoder to the active run as an exported (pt2) MLflow model, register it
+    under `name` with its class names and metrics, and return the new version.
+
+    The exported graph loads with `mlflow.pytorch.load_model("models:/<name>/<version>")`
+    without this package; its metadata holds the `classes` its output columns stand for and
+    the `clip` geometry (frames, stride, crop) it expects.
+    """
+    # Imported here: the data stages track runs too and should not pay for importing torch.
+    import mlflow.pytorch
+    import torch
+
+    model = model.cpu().eval()
+    # A batch of two: an example batch of one would fix the exported batch size at one.
+    example = torch.zeros(2, 3, clip["frames"], clip["crop"], clip["crop"])
+    info = mlflow.pytorch.log_model(
+        model,
+        name="action_encoder",
+        input_example=example.numpy(),
+        registered_model_name=name,
+        metadata={"classes": list(classes), "clip": clip, "metrics": metrics},
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+    )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    client.set_model_version_tag(name, version, "classes", json.dumps(list(classes)))
+    for metric, value in metrics.items():
+        client.set_model_version_tag(name, version, metric, f"{value:.6g}")
+    return version

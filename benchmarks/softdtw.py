@@ -1,0 +1,191 @@
+"""softDTW on the CPU: pairs per second of ours, pysdtw's CPU path and tslearn, same run.
+
+Cosine cost 1 - cos(q_i, e_j) on random clips (d = 128), gamma = 0.001:
+  bulk forward   every query x every exemplar, no gradient (pseudo-labelling);
+  fwd + bwd      the distance matrix of one batch of 96 clips and its gradient (training);
+  values         ours in float64 against tslearn's recursion on the same cost matrices;
+  1M pairs       1000 queries x 1000 exemplars at T = 16: time and peak memory.
+Every timing is the best of --repeats, the methods taking turns so that load from other
+processes hits them alike. pysdtw and tslearn take equal-sized batches of pairs; they are
+fed in chunks of --chunk pairs (pysdtw indexes a (chunk, chunk) matrix per call, so
+moderate chunks are its fastest use).
+
+    python -m benchmarks.softdtw --threads 2
+"""
+
+import argparse
+import platform
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import numba
+import numpy as np
+import pysdtw
+import torch
+import torch.nn.functional as F
+from tslearn.metrics import SoftDTW as TslearnSoftDTW
+from tslearn.metrics import SoftDTWLossPyTorch
+
+from pipeline.align.distance import soft_dtw_cross
+
+Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cosine_cost(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(B, N, d), (B, M, d) -> (B, N, M): 1 - cos, the cost both other libraries are given."""
+    return 1.0 - F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).transpose(1, 2)
+
+
+def by_pairs(layer: Callable, queries: torch.Tensor, exemplars: torch.Tensor, chunk: int):
+    """Run a (X, Y) -> (B,) softDTW layer over every query x exemplar pair, chunk by chunk."""
+    q_index = torch.arange(len(queries)).repeat_interleave(len(exemplars))
+    e_index = torch.arange(len(exemplars)).repeat(len(queries))
+    values = [
+        layer(queries[q_index[s : s + chunk]], exemplars[e_index[s : s + chunk]])
+        for s in range(0, len(q_index), chunk)
+    ]
+    return torch.cat(values).view(len(queries), len(exemplars))
+
+
+def contenders(gamma: float, chunk: int) -> dict[str, Distance]:
+    """(queries, exemplars) -> (Nq, Ne) softDTW distance matrices, one per library."""
+    pysdtw_layer = pysdtw.SoftDTW(gamma=gamma, dist_func=cosine_cost, use_cuda=False)
+    tslearn_layer = SoftDTWLossPyTorch(gamma=gamma, dist_func=cosine_cost)
+    return {
+        "ours": partial(soft_dtw_cross, gamma=gamma),
+        "pysdtw": partial(by_pairs, pysdtw_layer, chunk=chunk),
+        "tslearn": partial(by_pairs, tslearn_layer, chunk=chunk),
+    }
+
+
+def best_times(methods: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    for run in methods.values():
+        run()  # compile and warm caches
+    best = dict.fromkeys(methods, float("inf"))
+    for _ in range(repeats):
+        for name, run in methods.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def bulk_forward(distance: Distance, queries: torch.Tensor, exemplars: torch.Tensor) -> None:
+    with torch.no_grad():
+        distance(queries, exemplars)
+
+
+def forward_backward(distance: Distance, batch: torch.Tensor) -> None:
+    clips = batch.clone().requires_grad_(True)
+    distance(clips, clips).sum().backward()
+
+
+def throughput(length: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Pairs per second of each contender, per task, for clips of `length` frames."""
+    g = torch.Generator().manual_seed(length)
+    queries = torch.randn(args.queries, length, args.dim, generator=g)
+    exemplars = torch.randn(args.exemplars, length, args.dim, generator=g)
+    batch = torch.randn(args.batch, length, args.dim, generator=g)
+    methods = contenders(args.gamma, args.chunk)
+    bulk = best_times(
+        {name: partial(bulk_forward, f, queries, exemplars) for name, f in methods.items()},
+        args.repeats,
+    )
+    train = best_times(
+        {name: partial(forward_backward, f, batch) for name, f in methods.items()}, args.repeats
+    )
+    return {
+        "bulk forward": {name: args.queries * args.exemplars / t for name, t in bulk.items()},
+        "fwd + bwd": {name: args.batch**2 / t for name, t in train.items()},
+    }
+
+
+def max_relative_error(length: int, dim: int, gamma: float, pairs: int) -> float:
+    """Largest |ours - tslearn| / |tslearn| over `pairs` cosine-cost pairs, float64."""
+    g = torch.Generator().manual_seed(1)
+    queries = torch.randn(pairs, length, dim, generator=g, dtype=torch.float64)
+    exemplars = torch.randn(1, length, dim, generator=g, dtype=torch.float64)
+    ours = soft_dtw_cross(queries, exemplars, gamma)[:, 0]  # (pairs,)
+    costs = cosine_cost(queries, exemplars.expand(pairs, -1, -1)).numpy()
+    theirs = np.array([TslearnSoftDTW(c, gamma=gamma).compute() for c in costs])
+    return float(np.max(np.abs(ours.numpy() - theirs) / np.abs(theirs)))
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def million_pairs(dim: int, gamma: float) -> tuple[float, float]:
+    """Seconds and peak resident-memory growth (MiB) for 1000 x 1000 clips of 16 frames.
+    Run first, before other benchmarks leave freed memory the allocator could reuse."""
+    g = torch.Generator().manual_seed(2)
+    queries = torch.randn(1000, 16, dim, generator=g)
+    exemplars = torch.randn(1000, 16, dim, generator=g)
+    with torch.no_grad():
+        soft_dtw_cross(queries[:8], exemplars[:8], gamma)
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to now
+        before = _rss_kib("VmRSS")
+        start = time.perf_counter()
+        distances = soft_dtw_cross(queries, exemplars, gamma)
+        seconds = time.perf_counter() - start
+    assert distances.shape == (1000, 1000) and torch.isfinite(distances).all()
+    return seconds, (_rss_kib("VmHWM") - before) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch and numba threads")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[16, 32], help="frames T")
+    parser.add_argument("--dim", type=int, default=128, help="embedding size d")
+    parser.add_argument("--gamma", type=float, default=0.001)
+    parser.add_argument("--queries", type=int, default=200, help="bulk forward: unlabeled clips")
+    parser.add_argument("--exemplars", type=int, default=100, help="bulk forward: exemplars")
+    parser.add_argument("--batch", type=int, default=96, help="training batch (clips)")
+    parser.add_argument("--chunk", type=int, default=2048, help="pairs per pysdtw/tslearn call")
+    parser.add_argument("--repeats", type=int, default=5, help="timings kept: the best of these")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(args.threads)
+
+    million_seconds, million_peak = million_pairs(args.dim, args.gamma)
+    print(
+        f"CPU: {cpu_name()}, {args.threads} threads, torch {torch.__version__}, "
+        f"numba {numba.__version__}, d = {args.dim}, gamma = {args.gamma}"
+    )
+    print()
+    print(
+        "| T | task | ours pairs/s | pysdtw pairs/s | tslearn pairs/s | ours / pysdtw "
+        "| ours / tslearn |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for length in args.lengths:
+        for task, rate in throughput(length, args).items():
+            print(
+                f"| {length} | {task} | {rate['ours']:,.0f} | {rate['pysdtw']:,.0f} | "
+                f"{rate['tslearn']:,.0f} | {rate['ours'] / rate['pysdtw']:.1f}x | "
+                f"{rate['ours'] / rate['tslearn']:.1f}x |"
+            )
+    print()
+    for length in args.lengths:
+        error = max_relative_error(length, args.dim, args.gamma, pairs=200)
+        print(f"T = {length}: largest relative difference to tslearn (float64): {error:.1e}")
+    print(
+        f"1,000,000 pairs at T = 16: {million_seconds:.2f} s "
+        f"({1e6 / million_seconds:,.0f} pairs/s), peak memory growth {million_peak:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Alignment distances between clips of frame embeddings: softDTW and cosine baselines."""

@@ -1,0 +1,175 @@
+"""softDTW on the CPU: numba kernels, parallel over sequence pairs.
+
+Every kernel works on a cost grid of shape (A, N, B, M): pair (a, b) is the matrix
+cost[a, :, b, :]. The cross distances of A queries and B exemplars come out of one matrix
+product already in this layout, so no per-pair copy is made; a batch of matrices (P, N, M)
+is the grid (1, N, P, M). Costs may be float32 or float64; the recursion always runs in
+float64.
+"""
+
+import math
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+# Finite stand-in for +inf: exp(-(UNREACHABLE - r) / gamma) is exactly 0 for any cost a
+# recursion meets, yet no inf - inf or 0 * inf can appear, even at gamma = 0.001.
+UNREACHABLE = 1e30
+# exp(-x) < 2**-53 for x above this: half an ulp of 1.0, so adding it to a float64 sum that
+# already holds 1 leaves the same bits. Skipping it is exact, and at gamma = 0.001 almost
+# every term of the soft minimum is skipped.
+_NEGLIGIBLE = 37.0
+# exp(x) is exactly 0.0 in float64 below this.
+_UNDERFLOW = -745.2
+# Pairs swept side by side: their recursions are independent, so the CPU overlaps them
+# instead of waiting on each cell's dependency on its left neighbour.
+LANES = 16
+
+
+@njit(cache=True, inline="always")
+def _outside_band(i: int, j: int, n: int, m: int, band: int) -> bool:
+    # |i - j N / M| > band, in integers so every implementation cuts the same cells.
+    return band > 0 and abs(i * m - j * n) > band * m
+
+
+@njit(cache=True, inline="always")
+def _softmin(r0: float, r1: float, r2: float, gamma: float, inv_gamma: float) -> float:
+    # -gamma log(exp(-r0 / gamma) + ...) with the minimum taken out: 1 + e1 + e2, e <= 1
+    if r1 < r0:
+        r0, r1 = r1, r0
+    if r2 < r0:
+        r0, r2 = r2, r0
+    total = 1.0
+    x = (r1 - r0) * inv_gamma
+    if x < _NEGLIGIBLE:
+        total += math.exp(-x)
+    x = (r2 - r0) * inv_gamma
+    if x < _NEGLIGIBLE:
+        total += math.exp(-x)
+    if total == 1.0:
+        return r0
+    return r0 - gamma * math.log(total)
+
+
+@njit(cache=True, inline="always")
+def _sweep(cost, a, b0, width, rows, gamma, inv_gamma, band):
+    """Fill the (N + 1, M + 1) tables of pairs (a, b0 + g), g < width, lane g of rows
+    (kept, M + 1, LANES); rows holds the tables whole (kept = N + 1) or two rolling rows."""
+    n, m = cost.shape[1], cost.shape[3]
+    kept = rows.shape[0]
+    rows[0, 0, :] = 0.0
+    rows[0, 1:, :] = UNREACHABLE
+    for i in range(1, n + 1):
+        prev = rows[(i - 1) % kept]  # (M + 1, LANES)
+        cur = rows[i % kept]  # (M + 1, LANES)
+        cur[0, :] = UNREACHABLE
+        for j in range(1, m + 1):
+            if _outside_band(i, j, n, m, band):
+                cur[j, :] = UNREACHABLE
+                continue
+            for g in range(width):
+                soft = _softmin(prev[j - 1, g], prev[j, g], cur[j - 1, g], gamma, inv_gamma)
+                cur[j, g] = cost[a, i - 1, b0 + g, j - 1] + soft
+    return rows[n % kept, m]
+
+
+@njit(cache=True, parallel=True)
+def _values(cost, gamma, band):
+    # (A, N, B, M) -> (A, B); two rolling rows per group of lanes, nothing kept for backward
+    n_a, _, n_b, m = cost.shape
+    groups = -(-n_b // LANES)
+    out = np.empty((n_a, n_b))
+    inv_gamma = 1.0 / gamma
+    for q in prange(n_a * groups):
+        a, b0 = q // groups, (q % groups) * LANES
+        width = min(LANES, n_b - b0)
+        rows = np.empty((2, m + 1, LANES))
+        out[a, b0 : b0 + width] = _sweep(cost, a, b0, width, rows, gamma, inv_gamma, band)[:width]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _values_and_tables(cost, gamma, band):
+    # (A, N, B, M) -> (A, B) and the tables (A, groups, N + 1, M + 1, LANES) backward reads
+    n_a, n, n_b, m = cost.shape
+    groups = -(-n_b // LANES)
+    out = np.empty((n_a, n_b))
+    tables = np.empty((n_a, groups, n + 1, m + 1, LANES))
+    inv_gamma = 1.0 / gamma
+    for q in prange(n_a * groups):
+        a, b0 = q // groups, (q % groups) * LANES
+        width = min(LANES, n_b - b0)
+        rows = tables[a, q % groups]
+        out[a, b0 : b0 + width] = _sweep(cost, a, b0, width, rows, gamma, inv_gamma, band)[:width]
+    return out, tables
+
+
+@njit(cache=True, inline="always")
+def _weight(r_next: float, r: float, c_next: float, inv_gamma: float) -> float:
+    # Share of the successor's expected alignment that flows back through (i, j); the
+    # exponent is <= 0 up to rounding, and the clamp keeps unreachable successors finite.
+    x = min((r_next - r - c_next) * inv_gamma, 0.0)
+    if x < _UNDERFLOW:
+        return 0.0
+    return math.exp(x)
+
+
+@njit(cache=True, parallel=True)
+def _expected_alignment(cost, tables, grad, gamma, band):
+    """E-matrix recursion of Cuturi & Blondel (2017), scaled by the incoming gradient."""
+    n_a, n, n_b, m = cost.shape
+    out = np.empty((n_a, n, n_b, m))
+    inv_gamma = 1.0 / gamma
+    for p in prange(n_a * n_b):
+        a, b = p // n_b, p % n_b
+        r = tables[a, b // LANES, :, :, b % LANES]  # (N + 1, M + 1)
+        below = np.zeros(m + 2)  # E of row i + 1, overwritten in place by row i
+        for i in range(n, 0, -1):
+            below_right = 0.0
+            right = 0.0
+            for j in range(m, 0, -1):
+                e = 0.0
+                if i == n and j == m:
+                    e = 1.0
+                elif not _outside_band(i, j, n, m, band):
+                    rij = r[i, j]
+                    if i < n and below[j] != 0.0:
+                        e += below[j] * _weight(r[i + 1, j], rij, cost[a, i, b, j - 1], inv_gamma)
+                    if j < m and right != 0.0:
+                        e += right * _weight(r[i, j + 1], rij, cost[a, i - 1, b, j], inv_gamma)
+                    if i < n and j < m and below_right != 0.0:
+                        e += below_right * _weight(
+                            r[i + 1, j + 1], rij, cost[a, i, b, j], inv_gamma
+                        )
+                below_right = below[j]
+                below[j] = e
+                right = e
+                out[a, i - 1, b, j - 1] = e * grad[a, b]
+    return out
+
+
+def forward(
+    cost: torch.Tensor, gamma: float, band: int, keep_tables: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """softDTW of every pair of a CPU cost grid (A, N, B, M): values (A, B) in float64, and
+    the accumulated-cost tables (A, groups of LANES, N + 1, M + 1, LANES) when keep_tables."""
+    grid = cost.detach().contiguous().numpy()
+    if keep_tables:
+        values, tables = _values_and_tables(grid, float(gamma), int(band))
+        return torch.from_numpy(values), torch.from_numpy(tables)
+    return torch.from_numpy(_values(grid, float(gamma), int(band))), None
+
+
+def backward(
+    cost: torch.Tensor, tables: torch.Tensor, grad: torch.Tensor, gamma: float, band: int
+) -> torch.Tensor:
+    """Gradient (A, N, B, M), float64, of sum(grad * softDTW) with respect to the cost grid."""
+    out = _expected_alignment(
+        cost.detach().contiguous().numpy(),
+        tables.numpy(),
+        grad.detach().to(torch.float64).contiguous().numpy(),
+        float(gamma),
+        int(band),
+    )
+    return torch.from_numpy(out)

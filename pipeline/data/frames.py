@@ -1,0 +1,37 @@
+"""Read extracted frames: the trainers' view of the extract_frames output folder."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.data.manifest import CLASSES_FILE, MANIFEST_FILE, OK, read_manifest
+
+
+class FrameStore:
+    """The videos that extracted cleanly, their labels and their memory-mapped frames."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        table = read_manifest(self.root / MANIFEST_FILE)
+        self.manifest: pd.DataFrame = table[table["status"] == OK].reset_index(drop=True)
+        self.classes: list[str] = json.loads((self.root / CLASSES_FILE).read_text())
+        self._rows = {vid: i for i, vid in enumerate(self.manifest["video_id"])}
+
+    def _row(self, video_id: str) -> int:
+        if video_id not in self._rows:
+            raise KeyError(f"{self.root}: no extracted video {video_id!r} in the manifest")
+        return self._rows[video_id]
+
+    def frames(self, video_id: str) -> np.ndarray:
+        """The stored frames of a video, (T, H, W, 3) uint8, memory-mapped read-only."""
+        file = self.manifest.at[self._row(video_id), "frames_file"]
+        return np.load(self.root / file, mmap_mode="r")
+
+    def num_frames(self, video_id: str) -> int:
+        """How many frames `frames(video_id)` holds."""
+        return int(self.manifest.at[self._row(video_id), "n_frames"])
+
+    def __len__(self) -> int:
+        return len(self.manifest)

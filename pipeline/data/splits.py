@@ -1,0 +1,197 @@
+"""Label splits: which training videos keep their label, for each labeled fraction and seed.
+
+Output folder:
+    frac<fraction>_seed<seed>.parquet      video_id, subset (labeled/unlabeled), label
+                                           (model class index; null for unlabeled rows)
+    frac<fraction>_seed<seed>.labeled.txt  `<path> <label>` lines, path relative to the dataset
+    frac<fraction>_seed<seed>.unlabeled.txt `<path>` lines
+    validation.parquet                     video_id, label: held out from every split
+    classes.json                           the model's classes and their dataset label numbers
+
+Per class, the training videos that extracted cleanly are shuffled once per split seed and
+the first round(fraction x count) (at least one) are labeled, so for one seed the labeled set
+of a smaller fraction is inside that of a larger one. The validation share is drawn first,
+from each known class, by `validation_seed` alone, so every fraction and seed tunes on the
+same videos; a class always keeps at least one training video for its label.
+In the open-world protocol, `novel_classes` classes drawn from `open_world.seed` get no labels:
+their training videos are all unlabeled and the model knows only the other classes.
+"""
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.atomic import atomic_output
+from pipeline.config import SplitsParams
+from pipeline.data.frames import FrameStore
+from pipeline.data.manifest import OK
+
+CLASSES_FILE = "classes.json"
+VALIDATION_FILE = "validation.parquet"
+
+
+@dataclass(frozen=True)
+class LabelSplit:
+    labeled: pd.DataFrame  # video_id, label (model class index)
+    unlabeled: pd.DataFrame  # video_id
+    classes: list[str]  # the model's classes; label n is classes[n]
+    dataset_labels: list[int]  # dataset label number of each model class
+    validation: pd.DataFrame  # video_id, label (model class index); empty without a share
+
+
+def split_name(fraction: float, seed: int) -> str:
+    """The file stem of a split: frac0.1_seed0 for fraction 0.1, seed 0."""
+    return f"frac{float(fraction)}_seed{seed}"
+
+
+def _round_half_up(value: float) -> int:
+    return math.floor(value + 0.5)
+
+
+def _shuffled(ids: list[str], *entropy: int) -> list[str]:
+    order = np.random.default_rng(list(entropy)).permutation(len(ids))
+    return [ids[i] for i in order]
+
+
+def _known_labels(n_classes: int, params: SplitsParams) -> tuple[list[int], list[int]]:
+    novel_count = params.open_world.novel_classes
+    if novel_count >= n_classes:
+        raise ValueError(
+            f"splits.open_world.novel_classes ({novel_count}) must leave at least one of the "
+            f"{n_classes} classes known"
+        )
+    rng = np.random.default_rng(params.open_world.seed)
+    novel = sorted(int(c) for c in rng.choice(n_classes, size=novel_count, replace=False))
+    return [c for c in range(n_classes) if c not in novel], novel
+
+
+def _write_split(folder: Path, name: str, labeled: list, unlabeled: list[str], paths: dict) -> None:
+    ids = [vid for vid, _ in labeled] + unlabeled
+    table = pd.DataFrame(
+        {
+            "video_id": pd.Series(ids, dtype="str"),
+            "subset": pd.Series(
+                ["labeled"] * len(labeled) + ["unlabeled"] * len(unlabeled), dtype="str"
+            ),
+            "label": pd.Series(
+                [lab for _, lab in labeled] + [None] * len(unlabeled), dtype="Int64"
+            ),
+        }
+    )
+    table.to_parquet(folder / f"{name}.parquet", index=False)
+    (folder / f"{name}.labeled.txt").write_text(
+        "".join(f"{paths[v]} {lab}\n" for v, lab in labeled)
+    )
+    (folder / f"{name}.unlabeled.txt").write_text("".join(f"{paths[v]}\n" for v in unlabeled))
+
+
+def make_splits(
+    manifest: pd.DataFrame, classes: list[str], params: SplitsParams, out: str | Path
+) -> dict[str, int]:
+    """Write every fraction x seed split of the manifest's usable training videos to `out`.
+
+    Returns the sizes written ("<split>.labeled", "<split>.unlabeled", "validation").
+    """
+    train = manifest[(manifest["status"] == OK) & (manifest["subset"] == "train")]
+    train = train.sort_values("video_id")
+    paths = dict(zip(train["video_id"], train["path"], strict=True))
+    known, novel = _known_labels(len(classes), params)
+    by_class = {c: list(train.loc[train["label"] == c, "video_id"]) for c in range(len(classes))}
+    empty = [f"{c} ({classes[c]})" for c in known if not by_class[c]]
+    if empty:
+        raise ValueError(f"classes without any usable training video: {', '.join(empty)}")
+    model_label = {c: i for i, c in enumerate(known)}
+    validation, pools = [], {}
+    for c in known:
+        held = min(
+            _round_half_up(params.validation_fraction * len(by_class[c])), len(by_class[c]) - 1
+        )
+        order = _shuffled(by_class[c], params.validation_seed, c)
+        validation += [(vid, model_label[c]) for vid in sorted(order[:held])]
+        pools[c] = sorted(order[held:])
+    novel_ids = sorted(vid for c in novel for vid in by_class[c])
+    sizes = {"validation": len(validation)}
+    with atomic_output(out) as folder:
+        folder.mkdir()
+        for fraction in params.fractions:
+            for seed in params.seeds:
+                labeled, unlabeled = [], list(novel_ids)
+                for c in known:
+                    order = _shuffled(pools[c], seed, c)
+                    count = max(1, _round_half_up(fraction * len(order)))
+                    labeled += [(vid, model_label[c]) for vid in sorted(order[:count])]
+                    unlabeled += order[count:]
+                name = split_name(fraction, seed)
+                _write_split(folder, name, labeled, sorted(unlabeled), paths)
+                sizes[f"{name}.labeled"], sizes[f"{name}.unlabeled"] = len(labeled), len(unlabeled)
+        pd.DataFrame(
+            {
+                "video_id": pd.Series([vid for vid, _ in validation], dtype="str"),
+                "label": pd.Series([lab for _, lab in validation], dtype="int64"),
+            }
+        ).to_parquet(folder / VALIDATION_FILE, index=False)
+        description = {
+            "classes": [classes[c] for c in known],
+            "dataset_labels": known,
+            "novel_classes": [classes[c] for c in novel],
+            "novel_dataset_labels": novel,
+        }
+        (folder / CLASSES_FILE).write_text(json.dumps(description, indent=1) + "\n")
+    return sizes
+
+
+def _read_classes(folder: Path) -> dict:
+    path = folder / CLASSES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split classes not found (run the make_splits stage)")
+    return json.loads(path.read_text())
+
+
+def load_split(path: str | Path) -> LabelSplit:
+    """Read one split file (`<splits>/frac0.1_seed0.parquet`) with the classes beside it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: label split not found")
+    table = pd.read_parquet(path)
+    if list(table.columns) != ["video_id", "subset", "label"]:
+        raise ValueError(
+            f"{path}: expected columns video_id, subset, label; got {list(table.columns)}"
+        )
+    description = _read_classes(path.parent)
+    labeled = table[table["subset"] == "labeled"]
+    return LabelSplit(
+        labeled=labeled[["video_id", "label"]].astype({"label": "int64"}).reset_index(drop=True),
+        unlabeled=table.loc[table["subset"] == "unlabeled", ["video_id"]].reset_index(drop=True),
+        classes=description["classes"],
+        dataset_labels=description["dataset_labels"],
+        validation=pd.read_parquet(path.parent / VALIDATION_FILE),
+    )
+
+
+def evaluation_set(
+    store: FrameStore, classes_path_or_split: str | Path | LabelSplit, subset: str = "test"
+) -> pd.DataFrame:
+    """video_id, label (model class index) of the test or validation videos of known classes."""
+    if isinstance(classes_path_or_split, LabelSplit):
+        split = classes_path_or_split
+        dataset_labels, validation = split.dataset_labels, split.validation
+    else:
+        folder = Path(classes_path_or_split).parent
+        dataset_labels = _read_classes(folder)["dataset_labels"]
+        validation = pd.read_parquet(folder / VALIDATION_FILE) if subset == "validation" else None
+    if subset == "validation":
+        table = validation[validation["video_id"].isin(store.manifest["video_id"])]
+    elif subset == "test":
+        test = store.manifest[store.manifest["subset"] == "test"]
+        model_label = {d: i for i, d in enumerate(dataset_labels)}
+        test = test[test["label"].isin(model_label)]
+        table = pd.DataFrame(
+            {"video_id": test["video_id"], "label": test["label"].map(model_label)}
+        )
+    else:
+        raise ValueError(f"subset must be 'test' or 'validation', got {subset!r}")
+    return table.astype({"label": "int64"}).sort_values("video_id").reset_index(drop=True)

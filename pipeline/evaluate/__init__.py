@@ -1,0 +1,1 @@
+"""Evaluation of the action encoder: multi-view prediction, accuracy metrics and plots."""

@@ -1,0 +1,38 @@
+"""Build both encoders from their params sections: the one place that maps names to models."""
+
+from torch import nn
+
+from pipeline.config import ActionEncoderParams, AlignabilityEncoderParams
+from pipeline.models.action import TinyR2Plus1D, r2plus1d_paper
+from pipeline.models.alignability import AlignabilityModel
+from pipeline.models.vtn import AlignabilityEncoder, SmallCNN, torchvision_backbone
+from pipeline.objectives.score import AlignabilityScore
+
+
+def build_action_encoder(params: ActionEncoderParams, num_classes: int) -> nn.Module:
+    """The action encoder g for `num_classes` classes: clips (B, C, T, H, W) -> logits (B, classes)."""
+    if params.arch == "r2plus1d_18":
+        return r2plus1d_paper(num_classes, params.dropout, params.weights)
+    return TinyR2Plus1D(num_classes, params.widths, params.dropout)
+
+
+def build_alignability_encoder(params: AlignabilityEncoderParams) -> AlignabilityEncoder:
+    """The alignability encoder f: clips (B, C, T, H, W) -> frame embeddings (B, T, embedding)."""
+    if params.backbone == "small_cnn":
+        backbone = SmallCNN(params.backbone_widths)
+    else:
+        backbone = torchvision_backbone(params.backbone, params.backbone_weights)
+    return AlignabilityEncoder(
+        backbone,
+        hidden=params.hidden,
+        layers=params.layers,
+        heads=params.heads,
+        embedding=params.embedding,
+        projection=params.projection,
+        dropout=params.dropout,
+    )
+
+
+def build_alignability_model(params: AlignabilityEncoderParams) -> AlignabilityModel:
+    """Encoder f with a fresh learnable alignability score head."""
+    return AlignabilityModel(build_alignability_encoder(params), AlignabilityScore())

@@ -1,0 +1,1 @@
+"""Training objectives: GITDL pretraining, alignability triplet loss and score."""

@@ -1,0 +1,1 @@
+"""Collaborative pseudo-labelling: the non-parametric classifier and acceptance rules."""

@@ -1,0 +1,66 @@
+"""The pseudo-label table a round writes (`round_<r>.parquet`) and the one reader training uses.
+
+Columns: video_id, round, label (model class index), label_name, confidence, accepted, the
+two encoders' own top labels and confidences (f_* from the alignability encoder's
+non-parametric classifier, -1/NaN when the strategy does not use it; g_* from the action
+encoder) and true_label: the model class index the dataset annotates (-1 for a class the
+model does not know, NaN where the dataset gives no label). true_label is there for
+diagnostics (pseudo-label accuracy); training reads only `accepted_pseudo_labels`.
+"""
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.atomic import atomic_output
+
+COLUMNS = [
+    "video_id",
+    "round",
+    "label",
+    "label_name",
+    "confidence",
+    "accepted",
+    "f_label",
+    "f_confidence",
+    "g_label",
+    "g_confidence",
+    "true_label",
+]
+TRAINING_COLUMNS = ["video_id", "label", "accepted"]
+
+
+def write_round_table(table: pd.DataFrame, path: str | Path) -> None:
+    """Write a round's table atomically, refusing one with missing or extra columns."""
+    if list(table.columns) != COLUMNS:
+        raise ValueError(f"{path}: pseudo-label table columns must be {COLUMNS}, got {list(table.columns)}")
+    with atomic_output(path) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def accepted_pseudo_labels(path: str | Path) -> pd.DataFrame:
+    """video_id, label of the accepted pseudo-labels: the only part of a round training sees."""
+    table = pd.read_parquet(path, columns=TRAINING_COLUMNS)
+    accepted = table[table["accepted"]]
+    return accepted[["video_id", "label"]].astype({"label": "int64"}).reset_index(drop=True)
+
+
+def round_statistics(table: pd.DataFrame) -> dict[str, float]:
+    """How many pseudo-labels were accepted and, where the truth is known, how many are right."""
+    accepted = table[table["accepted"]]
+    known = table["true_label"].notna()
+    stats = {
+        "pseudo_labels": float(len(accepted)),
+        "pseudo_label_share": float(len(accepted) / max(len(table), 1)),
+    }
+    if known.any():
+        truth = table["true_label"]
+        accepted_known = accepted["true_label"].notna()
+        if accepted_known.any():
+            right = accepted.loc[accepted_known, "label"] == accepted.loc[accepted_known, "true_label"]
+            stats["pseudo_label_accuracy"] = float(right.mean())
+        stats["g_accuracy_unlabeled"] = float((table.loc[known, "g_label"] == truth[known]).mean())
+        if (table["f_label"] >= 0).any():
+            stats["f_accuracy_unlabeled"] = float((table.loc[known, "f_label"] == truth[known]).mean())
+        stats["combined_accuracy_unlabeled"] = float((table.loc[known, "label"] == truth[known]).mean())
+    return stats

@@ -1,0 +1,61 @@
+"""Step 3: supervised fine-tuning of the action encoder g on the labeled clips."""
+
+from pathlib import Path
+
+import torch
+
+from pipeline.config import ActionEncoderParams, AugmentParams, ClipParams, RunParams, TrainParams
+from pipeline.data.frames import FrameStore
+from pipeline.data.splits import load_split
+from pipeline.models.registry import build_action_encoder
+from pipeline.models.saved import SavedActionEncoder, save_action_encoder
+from pipeline.steps.fingerprint import fingerprint
+from pipeline.train.classify import train_classifier
+from pipeline.train.runtime import start_runtime, stop_runtime
+
+
+def finetune(
+    *,
+    frames: Path,
+    split: Path,
+    out: Path,
+    checkpoint: Path,
+    encoder: ActionEncoderParams,
+    clip: ClipParams,
+    augment: AugmentParams,
+    train: TrainParams,
+    run: RunParams,
+) -> dict[str, float]:
+    """Train g from scratch (or its local initial weights) on the split's labeled clips and
+    write it to `out`; returns the last epoch's metrics."""
+    runtime = start_runtime(run.device, run.threads)
+    store = FrameStore(frames)
+    label_split = load_split(split)
+    labeled, classes = label_split.labeled, label_split.classes
+    torch.manual_seed(train.seed)
+    saved = SavedActionEncoder(build_action_encoder(encoder, len(classes)), encoder, clip, classes)
+    config = {
+        "encoder": encoder.model_dump(mode="json"),
+        "clip": clip.model_dump(mode="json"),
+        "augment": augment.model_dump(mode="json"),
+        "train": train.model_dump(mode="json"),
+        "inputs": fingerprint(Path(frames) / "manifest.parquet", split),
+    }
+    metrics = train_classifier(
+        saved.model,
+        store,
+        labeled.video_id.tolist(),
+        labeled.label.astype(int).tolist(),
+        clip,
+        augment,
+        train,
+        runtime,
+        checkpoint,
+        config,
+        workers=run.workers,
+    )
+    if runtime.is_main:
+        save_action_encoder(out, saved, metrics)
+        Path(checkpoint).unlink(missing_ok=True)
+    stop_runtime(runtime)
+    return metrics

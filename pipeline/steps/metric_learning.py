@@ -1,0 +1,101 @@
+"""Step 2: alignability-verification metric learning of f on the labeled clips, backbone
+frozen, with the verification average precision on evaluation pairs after every epoch."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.align.distance import typical_distance
+from pipeline.config import AugmentParams, ClipParams, EvaluateParams, MetricParams, RunParams
+from pipeline.data.frames import FrameStore
+from pipeline.data.splits import evaluation_set, load_split
+from pipeline.evaluate.embedding import embed_videos
+from pipeline.evaluate.verification import Verification, verify_pairs
+from pipeline.objectives.score import AlignabilityScore
+from pipeline.models.saved import SavedAlignabilityModel, load_alignability_model, save_alignability_model
+from pipeline.steps.fingerprint import fingerprint
+from pipeline.train.metric import train_metric
+from pipeline.train.runtime import Runtime, start_runtime, stop_runtime
+
+
+@dataclass
+class MetricLearning:
+    metrics: dict[str, float]
+    verification: Verification
+
+
+def verifier(
+    saved: SavedAlignabilityModel,
+    store: FrameStore,
+    split: Path,
+    metric: MetricParams,
+    evaluation: EvaluateParams,
+    runtime: Runtime,
+    workers: int,
+):
+    """A function that embeds the evaluation clips with the current weights and verifies
+    every pair of them; shared by metric learning and retraining."""
+    clips = evaluation_set(store, split, subset=evaluation.subset)
+    labels = clips.label.to_numpy(dtype=np.int64)
+
+    def verify() -> Verification:
+        embeddings = embed_videos(
+            saved.model, store, clips.video_id.tolist(), saved.clip, evaluation.batch_size, runtime.device, workers
+        )
+        return verify_pairs(saved.model, embeddings, labels, metric.distance, metric.gamma, metric.band)
+
+    return verify
+
+
+def learn_alignability(
+    *,
+    frames: Path,
+    split: Path,
+    pretrained: Path,
+    out: Path,
+    checkpoint: Path,
+    metric: MetricParams,
+    augment: AugmentParams,
+    evaluation: EvaluateParams,
+    run: RunParams,
+) -> MetricLearning:
+    """Metric-learn the pretrained alignability model on the split's labeled clips; write it to `out`."""
+    runtime = start_runtime(run.device, run.threads)
+    store = FrameStore(frames)
+    labeled = load_split(split).labeled
+    saved = load_alignability_model(pretrained)
+    # The score head starts afresh, scaled to the distance it will read.
+    saved.model.score = AlignabilityScore(distance_scale=typical_distance(metric.distance, saved.clip.frames))
+    verify = verifier(saved, store, split, metric, evaluation, runtime, run.workers)
+
+    def evaluate() -> dict[str, float]:
+        result = verify()
+        return {"verification_ap": result.average_precision, "distance_ap": result.distance_average_precision}
+
+    config = {
+        "metric": metric.model_dump(mode="json"),
+        "augment": augment.model_dump(mode="json"),
+        "inputs": fingerprint(Path(frames) / "manifest.parquet", split, pretrained),
+    }
+    metrics = train_metric(
+        saved.model,
+        store,
+        labeled.video_id.tolist(),
+        labeled.label.astype(int).tolist(),
+        saved.clip,
+        augment,
+        metric,
+        metric,
+        runtime,
+        checkpoint,
+        config,
+        evaluate=evaluate if runtime.is_main else None,
+        workers=run.workers,
+    )
+    result = MetricLearning(metrics, verify())
+    if runtime.is_main:
+        save_alignability_model(out, saved, metrics)
+        Path(checkpoint).unlink(missing_ok=True)
+    stop_runtime(runtime)
+    return result

@@ -1,0 +1,84 @@
+"""Step 5: retrain both encoders on the labeled clips plus the round's accepted pseudo-labels,
+continuing from the previous round's weights.
+
+The action encoder g trains by cross-entropy. The alignability model f trains by step 2's
+objective, and only for finepseudo (the other methods never use it, so it passes through).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import AugmentParams, MetricParams, RunParams, ScheduleParams, TrainParams
+from pipeline.data.frames import FrameStore
+from pipeline.data.splits import load_split
+from pipeline.models.saved import (
+    load_action_encoder,
+    load_alignability_model,
+    save_action_encoder,
+    save_alignability_model,
+)
+from pipeline.pseudo.round_table import accepted_pseudo_labels
+from pipeline.steps.fingerprint import fingerprint
+from pipeline.train.classify import train_classifier
+from pipeline.train.metric import train_metric
+from pipeline.train.runtime import start_runtime, stop_runtime
+
+
+@dataclass
+class Retraining:
+    action_metrics: dict[str, float]
+    alignability_metrics: dict[str, float]
+    training_clips: int
+
+
+def retrain(
+    *,
+    frames: Path,
+    split: Path,
+    pseudo_labels: Path,
+    previous: Path,
+    out: Path,
+    checkpoints: Path,
+    method: str,
+    action_train: TrainParams,
+    alignability_train: ScheduleParams,
+    metric: MetricParams,
+    augment: AugmentParams,
+    run: RunParams,
+) -> Retraining:
+    """Read `previous`/{action,alignability}.pt, retrain, write `out`/{action,alignability}.pt."""
+    runtime = start_runtime(run.device, run.threads)
+    store = FrameStore(frames)
+    training = pd.concat([load_split(split).labeled, accepted_pseudo_labels(pseudo_labels)], ignore_index=True)
+    ids, labels = training.video_id.tolist(), training.label.astype(int).tolist()
+    inputs = fingerprint(Path(frames) / "manifest.parquet", split, pseudo_labels, previous / "action.pt")
+
+    action = load_action_encoder(previous / "action.pt")
+    action_config = {"train": action_train.model_dump(mode="json"), "augment": augment.model_dump(mode="json"), "inputs": inputs}
+    action_metrics = train_classifier(
+        action.model, store, ids, labels, action.clip, augment, action_train, runtime,
+        checkpoints / "action.pt", action_config, workers=run.workers, log_prefix="action_",
+    )
+
+    alignability = load_alignability_model(previous / "alignability.pt")
+    alignability_metrics: dict[str, float] = {}
+    if method == "finepseudo" and alignability_train.epochs > 0:
+        alignability_config = {
+            "train": alignability_train.model_dump(mode="json"),
+            "metric": metric.model_dump(mode="json"),
+            "inputs": inputs,
+        }
+        alignability_metrics = train_metric(
+            alignability.model, store, ids, labels, alignability.clip, augment, metric, alignability_train,
+            runtime, checkpoints / "alignability.pt", alignability_config, workers=run.workers,
+            log_prefix="alignability_",
+        )
+    if runtime.is_main:
+        save_action_encoder(out / "action.pt", action, action_metrics)
+        save_alignability_model(out / "alignability.pt", alignability, alignability_metrics)
+        for name in ("action.pt", "alignability.pt"):
+            (checkpoints / name).unlink(missing_ok=True)
+    stop_runtime(runtime)
+    return Retraining(action_metrics, alignability_metrics, len(ids))

@@ -1,0 +1,52 @@
+"""Supervised training of the action encoder g with cross-entropy: fine-tuning on the labeled
+set and retraining on labeled plus accepted pseudo-labeled clips."""
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.config import AugmentParams, ClipParams, TrainParams
+from pipeline.data.datasets import ClipDataset
+from pipeline.data.frames import FrameStore
+from pipeline.train.loader import training_loader
+from pipeline.train.loop import fit
+from pipeline.train.runtime import Runtime
+
+
+class ClassifyObjective(nn.Module):
+    """(clips (B, 3, T, H, W), labels (B,)) -> cross-entropy loss and batch accuracy."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        clips, labels = batch
+        logits = self.model(clips)  # (B, classes)
+        return {
+            "loss": F.cross_entropy(logits.float(), labels),
+            "accuracy": (logits.argmax(1) == labels).float().mean(),
+        }
+
+
+def train_classifier(
+    model: nn.Module,
+    store: FrameStore,
+    video_ids: list[str],
+    labels: list[int],
+    clip: ClipParams,
+    augment: AugmentParams,
+    train: TrainParams,
+    runtime: Runtime,
+    checkpoint_path: str | Path,
+    config: dict[str, Any],
+    workers: int = 0,
+    log_prefix: str = "",
+) -> dict[str, float]:
+    """Train `model` in place on (video, label) pairs; returns the last epoch's metrics."""
+    dataset = ClipDataset(store, video_ids, labels, clip, augment, seed=train.seed)
+    loader = training_loader(dataset, runtime, workers, train.seed, batch_size=train.batch_size)
+    return fit(ClassifyObjective(model), loader, train, runtime, checkpoint_path, config, log_prefix=log_prefix)

@@ -1,0 +1,83 @@
+"""Alignability-verification metric learning of the alignability model: softDTW distances
+between every pair of a class-balanced batch, the hard-negative triplet loss and the
+learnable alignability score's binary cross-entropy."""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.config import AugmentParams, ClipParams, MetricParams, ScheduleParams
+from pipeline.align.distance import pairwise_distance
+from pipeline.data.datasets import ClipDataset
+from pipeline.data.frames import FrameStore
+from pipeline.models.alignability import AlignabilityModel
+from pipeline.objectives.metric import alignability_metric_loss
+from pipeline.train.balanced_sampler import ClassBalancedBatchSampler
+from pipeline.train.loader import training_loader
+from pipeline.train.loop import fit
+from pipeline.train.runtime import Runtime
+
+
+class MetricObjective(nn.Module):
+    """(clips (B, 3, T, H, W), labels (B,)) -> L_trip + lambda L_score and their parts."""
+
+    def __init__(self, model: AlignabilityModel, metric: MetricParams) -> None:
+        super().__init__()
+        self.model, self.metric = model, metric
+
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        clips, labels = batch
+        embeddings = self.model(clips).float()  # (B, T, d); softDTW wants full precision
+        distances = pairwise_distance(
+            embeddings, embeddings, self.metric.distance, self.metric.gamma, self.metric.band
+        )  # (B, B)
+        losses = alignability_metric_loss(
+            distances,
+            labels,
+            self.model.score,
+            margin=self.metric.margin,
+            score_weight=self.metric.score_weight,
+            loss=self.metric.loss,
+        )
+        return {
+            "loss": losses["total"],
+            "triplet_loss": losses["triplet"],
+            "score_loss": losses["score"],
+            "hard_triplets": losses["n_triplets"].float(),
+        }
+
+
+def train_metric(
+    model: AlignabilityModel,
+    store: FrameStore,
+    video_ids: list[str],
+    labels: list[int],
+    clip: ClipParams,
+    augment: AugmentParams,
+    metric: MetricParams,
+    train: ScheduleParams,
+    runtime: Runtime,
+    checkpoint_path: str | Path,
+    config: dict[str, Any],
+    evaluate: Callable[[], dict[str, float]] | None = None,
+    workers: int = 0,
+    log_prefix: str = "",
+) -> dict[str, float]:
+    """Train `model` in place (backbone frozen) on labeled clips, `metric` choosing the
+    objective and batch composition and `train` the schedule; returns the last metrics."""
+    model.encoder.freeze_backbone()
+    dataset = ClipDataset(store, video_ids, labels, clip, augment, seed=train.seed)
+    sampler = ClassBalancedBatchSampler(
+        labels,
+        classes_per_batch=metric.classes_per_batch,
+        clips_per_class=metric.clips_per_class,
+        seed=train.seed,
+        rank=runtime.rank,
+        world_size=runtime.world_size,
+    )
+    loader = training_loader(dataset, runtime, workers, train.seed, batch_sampler=sampler)
+    objective = MetricObjective(model, metric)
+    return fit(objective, loader, train, runtime, checkpoint_path, config, evaluate=evaluate, log_prefix=log_prefix)

@@ -1,0 +1,78 @@
+"""Where training runs: device, CPU threads and, under torchrun, the process group.
+
+Launched plainly, a stage trains in one process. Launched with `torchrun --nproc_per_node N`,
+each process joins a DistributedDataParallel group (gloo on CPUs, NCCL on GPUs); only rank 0
+logs and saves.
+"""
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def amp(self) -> bool:
+        """Mixed precision pays off on GPUs only."""
+        return self.device.type == "cuda"
+
+
+def start_runtime(device: str = "auto", threads: int = 0) -> Runtime:
+    """Pick the device and join the process group when torchrun started this process."""
+    if threads:
+        torch.set_num_threads(threads)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("run.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    chosen = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return Runtime(chosen, rank, world_size)
+
+
+def stop_runtime(runtime: Runtime) -> None:
+    if runtime.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def distribute(module: nn.Module, runtime: Runtime) -> nn.Module:
+    """Move to the device; under torchrun, wrap in DDP.
+
+    On GPUs BatchNorm is synchronised across processes, so N processes on B clips each match
+    one process on N*B clips. SyncBatchNorm has no CPU implementation: on CPUs each process
+    normalises with its own batch statistics (parameters and buffers still stay identical
+    across processes, DDP averaging gradients and broadcasting rank 0's buffers).
+    """
+    module = module.to(runtime.device)
+    if not runtime.distributed:
+        return module
+    if runtime.device.type == "cuda":
+        module = nn.SyncBatchNorm.convert_sync_batchnorm(module)
+        return DistributedDataParallel(module, device_ids=[runtime.device.index])
+    return DistributedDataParallel(module)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, DistributedDataParallel) else module

@@ -1,0 +1,50 @@
+"""Stage metric_learning: alignability-verification metric learning of the alignability
+encoder on one label split's labeled clips (image backbone frozen)."""
+
+import argparse
+from pathlib import Path
+
+import mlflow
+
+from pipeline.config import load_params
+from pipeline.evaluate.plots import plot_score_histograms
+from pipeline.steps.metric_learning import learn_alignability
+from pipeline.tracking import stage_run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", type=Path, required=True, help="extract_frames output folder")
+    parser.add_argument("--split", type=Path, required=True, help="label split (.parquet)")
+    parser.add_argument("--pretrained", type=Path, required=True, help="pretrain_gitdl's model (.pt)")
+    parser.add_argument("--out", type=Path, required=True, help="metric-learned alignability model (.pt)")
+    parser.add_argument("--histogram", type=Path, required=True, help="score histogram (.png)")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
+    args = parser.parse_args()
+    params = load_params()
+
+    with stage_run("metric_learning", params, {"metric_learning": params.metric_learning.model_dump()}):
+        result = learn_alignability(
+            frames=args.frames,
+            split=args.split,
+            pretrained=args.pretrained,
+            out=args.out,
+            checkpoint=args.checkpoint,
+            metric=params.metric_learning,
+            augment=params.augment,
+            evaluation=params.evaluate,
+            run=params.run,
+        )
+        verification = result.verification
+        plot_score_histograms(
+            verification.same_class_scores,
+            verification.different_class_scores,
+            args.histogram,
+            f"after metric learning: verification AP {verification.average_precision:.3f}",
+        )
+        mlflow.log_artifact(str(args.histogram), "plots")
+        mlflow.log_artifact(str(args.out), "models")
+
+
+if __name__ == "__main__":
+    main()

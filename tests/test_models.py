@@ -1,0 +1,65 @@
+"""The two encoders: shapes of every preset (the paper-scale ones at paper resolution, on the
+CPU), local weights files, and frozen backbones."""
+
+import pytest
+import torch
+
+from pipeline.config import ActionEncoderParams, AlignabilityEncoderParams
+from pipeline.models.registry import build_action_encoder, build_alignability_encoder
+from pipeline.models.weights import load_backbone_weights
+
+
+def test_tiny_action_encoder_maps_clips_to_class_logits():
+    model = build_action_encoder(ActionEncoderParams(widths=[8, 16, 32]), num_classes=7).eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 8, 48, 48)).shape == (2, 7)
+        assert model(torch.randn(1, 3, 16, 64, 80)).shape == (1, 7)  # any clip geometry
+
+
+def test_small_vtn_embeds_every_frame():
+    encoder = build_alignability_encoder(AlignabilityEncoderParams(backbone_widths=[8, 16], hidden=32, heads=4, embedding=16, projection=8)).eval()
+    with torch.no_grad():
+        embeddings = encoder(torch.randn(2, 3, 12, 48, 48))
+        assert embeddings.shape == (2, 12, 16)
+        assert encoder.project(embeddings).shape == (2, 12, 8)
+        # positions matter: reversing the frames is not reversing the embeddings
+        reversed_embeddings = encoder(torch.randn(2, 3, 12, 48, 48).flip(2))
+        assert reversed_embeddings.shape == embeddings.shape
+
+
+def test_frozen_backbone_stays_frozen_and_in_eval_mode():
+    encoder = build_alignability_encoder(AlignabilityEncoderParams(backbone_widths=[8], hidden=32, heads=4))
+    encoder.freeze_backbone()
+    encoder.train()
+    assert not encoder.backbone.training and encoder.temporal.training
+    assert not any(p.requires_grad for p in encoder.backbone.parameters())
+    assert all(p.requires_grad for p in encoder.temporal.parameters())
+
+
+def test_paper_scale_action_encoder_at_paper_resolution():
+    model = build_action_encoder(ActionEncoderParams(arch="r2plus1d_18"), num_classes=48).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 8, 112, 112)).shape == (1, 48)
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
+def test_paper_scale_vtn_at_paper_resolution(backbone):
+    encoder = build_alignability_encoder(AlignabilityEncoderParams(backbone=backbone)).eval()
+    with torch.no_grad():
+        assert encoder(torch.randn(1, 3, 16, 224, 224)).shape == (1, 16, 128)
+
+
+def test_local_weights_load_into_the_backbone_and_mismatches_name_the_file(tmp_path):
+    source = build_action_encoder(ActionEncoderParams(arch="r2plus1d_18"), num_classes=400)
+    path = tmp_path / "r2plus1d_18.pth"
+    torch.save(source.state_dict(), path)
+    target = build_action_encoder(ActionEncoderParams(arch="r2plus1d_18", weights=str(path)), num_classes=48)
+    assert torch.equal(target.stem[0].weight, source.stem[0].weight)
+    assert target.fc[-1].out_features == 48
+
+    wrong = tmp_path / "resnet18.pth"
+    torch.save(build_alignability_encoder(AlignabilityEncoderParams(backbone="resnet18")).backbone.state_dict(), wrong)
+    with pytest.raises(ValueError, match="resnet18.pth: does not fit"):
+        build_action_encoder(ActionEncoderParams(arch="r2plus1d_18", weights=str(wrong)), num_classes=48)
+    with pytest.raises(ValueError, match="missing.pth: weights file not found"):
+        load_backbone_weights(target, tmp_path / "missing.pth")
