@@ -5,15 +5,17 @@ Cosine cost 1 - cos(q_i, e_j) on random clips (d = 128), gamma = 0.001:
   fwd + bwd      the distance matrix of one batch of 96 clips and its gradient (training);
   values         ours in float64 against tslearn's recursion on the same cost matrices;
   1M pairs       1000 queries x 1000 exemplars at T = 16: time and peak memory.
-Every timing is the best of --repeats, the methods taking turns so that load from other
-processes hits them alike. pysdtw and tslearn take equal-sized batches of pairs; they are
-fed in chunks of --chunk pairs (pysdtw indexes a (chunk, chunk) matrix per call, so
-moderate chunks are its fastest use).
+The methods take turns in each of --rounds rounds, with a short pause before each run, so
+that load from other processes hits them alike; rates are medians over rounds, and a ratio
+is the median over rounds of the other method's time over ours in the same round. pysdtw
+and tslearn are given the same pairs as batches of --chunk pairs (pysdtw indexes a
+(chunk, chunk) matrix per call, so moderate chunks are its fastest use).
 
     python -m benchmarks.softdtw --threads 2
 """
 
 import argparse
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -60,16 +62,20 @@ def contenders(gamma: float, chunk: int) -> dict[str, Distance]:
     }
 
 
-def best_times(methods: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+def round_times(methods: dict[str, Callable[[], None]], rounds: int) -> dict[str, np.ndarray]:
+    """Seconds of every method in every round; the methods take turns within a round."""
     for run in methods.values():
         run()  # compile and warm caches
-    best = dict.fromkeys(methods, float("inf"))
-    for _ in range(repeats):
+    seconds = {name: np.empty(rounds) for name in methods}
+    for r in range(rounds):
         for name, run in methods.items():
+            # let the previous run's idle OpenMP threads stop spinning and fall asleep, so
+            # they do not take cores from the next contender
+            time.sleep(0.2)
             start = time.perf_counter()
             run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            seconds[name][r] = time.perf_counter() - start
+    return seconds
 
 
 def bulk_forward(distance: Distance, queries: torch.Tensor, exemplars: torch.Tensor) -> None:
@@ -83,23 +89,27 @@ def forward_backward(distance: Distance, batch: torch.Tensor) -> None:
 
 
 def throughput(length: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Pairs per second of each contender, per task, for clips of `length` frames."""
+    """Per task, for clips of `length` frames: pairs per second of each contender (median
+    round) and the median over rounds of each contender's time over ours in that round."""
     g = torch.Generator().manual_seed(length)
     queries = torch.randn(args.queries, length, args.dim, generator=g)
     exemplars = torch.randn(args.exemplars, length, args.dim, generator=g)
     batch = torch.randn(args.batch, length, args.dim, generator=g)
     methods = contenders(args.gamma, args.chunk)
-    bulk = best_times(
-        {name: partial(bulk_forward, f, queries, exemplars) for name, f in methods.items()},
-        args.repeats,
-    )
-    train = best_times(
-        {name: partial(forward_backward, f, batch) for name, f in methods.items()}, args.repeats
-    )
-    return {
-        "bulk forward": {name: args.queries * args.exemplars / t for name, t in bulk.items()},
-        "fwd + bwd": {name: args.batch**2 / t for name, t in train.items()},
+    tasks = {
+        "bulk forward": (
+            partial(bulk_forward, queries=queries, exemplars=exemplars),
+            len(queries) * len(exemplars),
+        ),
+        "fwd + bwd": (partial(forward_backward, batch=batch), len(batch) ** 2),
     }
+    results = {}
+    for task, (run, pairs) in tasks.items():
+        seconds = round_times({name: partial(run, f) for name, f in methods.items()}, args.rounds)
+        results[task] = {name: pairs / float(np.median(t)) for name, t in seconds.items()}
+        for name in ("pysdtw", "tslearn"):
+            results[task][f"ours / {name}"] = float(np.median(seconds[name] / seconds["ours"]))
+    return results
 
 
 def max_relative_error(length: int, dim: int, gamma: float, pairs: int) -> float:
@@ -154,11 +164,12 @@ def main() -> None:
     parser.add_argument("--exemplars", type=int, default=100, help="bulk forward: exemplars")
     parser.add_argument("--batch", type=int, default=96, help="training batch (clips)")
     parser.add_argument("--chunk", type=int, default=2048, help="pairs per pysdtw/tslearn call")
-    parser.add_argument("--repeats", type=int, default=5, help="timings kept: the best of these")
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds; medians are kept")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)
 
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
     million_seconds, million_peak = million_pairs(args.dim, args.gamma)
     print(
         f"CPU: {cpu_name()}, {args.threads} threads, torch {torch.__version__}, "
@@ -174,8 +185,8 @@ def main() -> None:
         for task, rate in throughput(length, args).items():
             print(
                 f"| {length} | {task} | {rate['ours']:,.0f} | {rate['pysdtw']:,.0f} | "
-                f"{rate['tslearn']:,.0f} | {rate['ours'] / rate['pysdtw']:.1f}x | "
-                f"{rate['ours'] / rate['tslearn']:.1f}x |"
+                f"{rate['tslearn']:,.0f} | {rate['ours / pysdtw']:.1f}x | "
+                f"{rate['ours / tslearn']:.1f}x |"
             )
     print()
     for length in args.lengths:
@@ -185,6 +196,7 @@ def main() -> None:
         f"1,000,000 pairs at T = 16: {million_seconds:.2f} s "
         f"({1e6 / million_seconds:,.0f} pairs/s), peak memory growth {million_peak:.0f} MiB"
     )
+    print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The `finepseudo` command: what is not a pipeline stage.
 
   finepseudo predict VIDEO...   top-k classes of new video files from a trained model
+  finepseudo preset FILE        write a preset such as presets/paper.yaml into params.yaml
   finepseudo compare            the label-split comparison table from MLflow
   finepseudo ui                 the Prefect and MLflow UIs on 127.0.0.1
 """
@@ -32,6 +33,14 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _preset(args: argparse.Namespace) -> int:
+    from pipeline.presets import apply_preset
+
+    apply_preset(args.params, args.preset)
+    print(f"{args.params}: applied {args.preset}")
+    return 0
+
+
 def _compare(args: argparse.Namespace) -> int:
     from pipeline.compare import run_compare
 
@@ -56,6 +65,43 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=5, help="classes to print per video")
     predict.add_argument("--params", type=Path, default=Path("params.yaml"), help="decoding and view settings")
     predict.set_defaults(handler=_predict)
+
+    compare = commands.add_parser(
+        "compare",
+        help="top-1 per method and label fraction, mean ± std over split seeds, and "
+        "pseudo-labels per round, from the MLflow runs",
+    )
+    compare.add_argument("--experiment", help="MLflow experiment (default: dataset.name)")
+    compare.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="names the default experiment"
+    )
+    compare.add_argument(
+        "--out", type=Path, default=Path("comparison"), help="folder for the CSV, Markdown, PNG"
+    )
+    compare.add_argument(
+        "--where", action="append", default=[], metavar="KEY=VALUE",
+        help="keep runs whose param KEY is VALUE, e.g. metric_learning.distance=softdtw",
+    )
+    compare.add_argument(
+        "--by", action="append", default=[], metavar="KEY",
+        help="a row per value of this param too, e.g. pseudo_label.strategy (ablations)",
+    )
+    compare.add_argument("--config", help="keep runs of this setting (finepseudo.config tag)")
+    compare.add_argument(
+        "--no-log", dest="log", action="store_false", help="do not log the comparison to MLflow"
+    )
+    compare.set_defaults(handler=_compare)
+
+    ui = commands.add_parser("ui", help="the Prefect and MLflow UIs on 127.0.0.1 until Ctrl-C")
+    ui.add_argument("--prefect-port", type=int, default=4200, help="Prefect server port")
+    ui.add_argument("--mlflow-port", type=int, default=5000, help="MLflow UI port")
+    ui.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for both")
+    ui.set_defaults(handler=_ui)
+
+    preset = commands.add_parser("preset", help="write a preset's values (e.g. presets/paper.yaml) into params.yaml")
+    preset.add_argument("preset", type=Path, help="partial params file")
+    preset.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file to update")
+    preset.set_defaults(handler=_preset)
 
     return parser
 

@@ -13,6 +13,7 @@ beside the database file.
 import hashlib
 import json
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,25 +128,45 @@ def parent_run_id(client: MlflowClient, params: Params) -> str:
     return parent.info.run_id
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    # DVC and schedulers stop a stage with SIGTERM; as an exception it marks the runs FAILED.
+    raise SystemExit(128 + signum)
+
+
+def _close_abandoned(client: MlflowClient, experiment_id: str, parent_id: str, stage: str) -> None:
+    """Runs of this stage left RUNNING by a process that was killed outright become KILLED."""
+    abandoned = client.search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`{STAGE_TAG}` = '{stage}' "
+            "and attributes.status = 'RUNNING'"
+        ),
+    )
+    for run in abandoned:
+        client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+
+
 @contextmanager
-def stage_run(stage: str, params: Params, logged_params: dict[str, Any] | None = None) -> Iterator[
-    mlflow.ActiveRun
-]:
+def stage_run(
+    stage: str, params: Params, logged_params: dict[str, Any] | None = None
+) -> Iterator[mlflow.ActiveRun]:
     """Open the child run of `stage` under this pipeline's parent run.
 
     Metrics and artifacts logged with the fluent API inside the block land on the child run.
-    A stage that raises leaves both its run and the parent FAILED.
+    A stage that raises or is terminated leaves both its run and the parent FAILED.
     """
     mlflow.set_tracking_uri(tracking_uri())
     client = MlflowClient()
     parent_id = parent_run_id(client, params)
     experiment_id = client.get_run(parent_id).info.experiment_id
+    _close_abandoned(client, experiment_id, parent_id, stage)
     client.update_run(parent_id, status=RunStatus.to_string(RunStatus.RUNNING))
     child = mlflow.start_run(
         experiment_id=experiment_id,
         run_name=stage,
         tags={STAGE_TAG: stage, "mlflow.parentRunId": parent_id},
     )
+    previous_handler = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         if logged_params:
             mlflow.log_params({k: str(v)[:500] for k, v in flatten(logged_params).items()})
@@ -154,16 +175,19 @@ def stage_run(stage: str, params: Params, logged_params: dict[str, Any] | None =
         mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
         client.set_terminated(parent_id, RunStatus.to_string(RunStatus.FAILED))
         raise
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
     mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
     client.set_terminated(parent_id, RunStatus.to_string(RunStatus.FINISHED))
 
 
-def log_parent_metrics(params: Params, metrics: dict[str, float]) -> None:
-    """Log headline metrics (top-1 and the like) on the parent run, where comparisons read them."""
+def log_parent_metrics(params: Params, metrics: dict[str, float], step: int = 0) -> None:
+    """Log headline metrics (top-1, per-round pseudo-label counts) on the parent run, where
+    comparisons read them."""
     client = MlflowClient(tracking_uri())
     parent_id = parent_run_id(client, params)
     for name, value in metrics.items():
-        client.log_metric(parent_id, name, float(value))
+        client.log_metric(parent_id, name, float(value), step=step)
 
 
 def register_action_encoder(

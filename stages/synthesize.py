@@ -13,7 +13,9 @@ from pipeline.tracking import stage_run
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, required=True, help="dataset folder, replaced whole when done")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="dataset folder, replaced whole when done"
+    )
     args = parser.parse_args()
     params = load_params()
 

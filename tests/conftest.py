@@ -3,7 +3,7 @@
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +130,25 @@ def folders_dataset(tmp_path: Path, clip_mp4: Callable[..., Path]) -> Path:
     for video, label, subset in _videos(""):
         _place(clip_mp4(offset=label), root / subset / f"class_{label}" / f"{video}.mp4")
     return root
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prefect server for the session (its own home and database, telemetry off);
+    flows run in the test process report to it. Yields its API URL."""
+    from prefect.settings import (
+        PREFECT_HOME,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        get_current_settings,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        temporary_settings({PREFECT_HOME: home, PREFECT_SERVER_ANALYTICS_ENABLED: False}),
+    ):
+        patch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # read by the server process
+        with prefect_test_harness(server_startup_timeout=90):
+            yield get_current_settings().api.url

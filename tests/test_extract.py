@@ -236,6 +236,6 @@ def test_killed_stage_resumes_without_redoing_finished_videos(
     assert {v: (out / "videos" / f"{v}.npy").stat().st_mtime_ns for v in finished} == finished
     assert not [p for p in (out / "videos").iterdir() if ".tmp-" in p.name]
     killed, resumed = _stage_runs(tracking_uri, "killed")
-    assert resumed.info.status == "FINISHED" and killed.info.status == "RUNNING"
+    assert resumed.info.status == "FINISHED" and killed.info.status == "KILLED"  # closed on rerun
     assert resumed.data.metrics["videos_reused"] == len(finished)
     assert resumed.data.metrics["videos_decoded"] == 60 - len(finished)

@@ -59,6 +59,10 @@ def soft_dtw_cross(
     one = torch.ones((), dtype=q.dtype, device=q.device)
     step_q, step_e = _blocks(n_q, n_e, block_pairs)
     n_blocks = -(-n_q // step_q) * -(-n_e // step_e)
+    # Without a graph to keep them for, every block's costs go to one buffer: a fresh block
+    # each time lets the allocator's free list fragment and the heap creep upward.
+    reuse = not (torch.is_grad_enabled() and (q.requires_grad or e.requires_grad))
+    buffer = q.new_empty(step_q * t_q * step_e * t_e) if reuse else None
     rows = []
     with tqdm(total=n_blocks, desc="softDTW", unit="block", disable=not progress) as bar:
         for i in range(0, n_q, step_q):
@@ -66,8 +70,10 @@ def soft_dtw_cross(
             row = []
             for j in range(0, n_e, step_e):
                 e_block = e[j * t_e : (j + step_e) * t_e]  # (be * T2, d)
-                cost = torch.addmm(one, q_block, e_block.T, alpha=-1.0)  # (bq * T, be * T2)
-                grid = cost.view(q_block.shape[0] // t_q, t_q, e_block.shape[0] // t_e, t_e)
+                shape = (q_block.shape[0], e_block.shape[0])
+                out = buffer[: shape[0] * shape[1]].view(shape) if reuse else None
+                cost = torch.addmm(one, q_block, e_block.T, alpha=-1.0, out=out)  # (bq*T, be*T2)
+                grid = cost.view(shape[0] // t_q, t_q, shape[1] // t_e, t_e)
                 row.append(soft_dtw_grid(grid, gamma, band, implementation))  # (bq, be)
                 bar.update()
             rows.append(torch.cat(row, dim=1))

@@ -1,4 +1,4 @@
-"""softDTW on the CPU: numba kernels, parallel over sequence pairs.
+"""softDTW on the CPU: numba kernels, run in parallel over sequence pairs.
 
 Every kernel works on a cost grid of shape (A, N, B, M): pair (a, b) is the matrix
 cost[a, :, b, :]. The cross distances of A queries and B exemplars come out of one matrix
@@ -8,10 +8,11 @@ float64.
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
-from numba import njit, prange
+from numba import njit
 
 # Finite stand-in for +inf: exp(-(UNREACHABLE - r) / gamma) is exactly 0 for any cost a
 # recursion meets, yet no inf - inf or 0 * inf can appear, even at gamma = 0.001.
@@ -74,35 +75,30 @@ def _sweep(cost, a, b0, width, rows, gamma, inv_gamma, band):
     return rows[n % kept, m]
 
 
-@njit(cache=True, parallel=True)
-def _values(cost, gamma, band):
-    # (A, N, B, M) -> (A, B); two rolling rows per group of lanes, nothing kept for backward
-    n_a, _, n_b, m = cost.shape
+@njit(cache=True, nogil=True)
+def _values(cost, gamma, band, start, stop, out):
+    # groups start..stop of the grid (A, N, B, M) -> out (A, B); two rolling rows per group
+    n_b, m = cost.shape[2], cost.shape[3]
     groups = -(-n_b // LANES)
-    out = np.empty((n_a, n_b))
     inv_gamma = 1.0 / gamma
-    for q in prange(n_a * groups):
+    rows = np.empty((2, m + 1, LANES))
+    for q in range(start, stop):
         a, b0 = q // groups, (q % groups) * LANES
         width = min(LANES, n_b - b0)
-        rows = np.empty((2, m + 1, LANES))
         out[a, b0 : b0 + width] = _sweep(cost, a, b0, width, rows, gamma, inv_gamma, band)[:width]
-    return out
 
 
-@njit(cache=True, parallel=True)
-def _values_and_tables(cost, gamma, band):
-    # (A, N, B, M) -> (A, B) and the tables (A, groups, N + 1, M + 1, LANES) backward reads
-    n_a, n, n_b, m = cost.shape
+@njit(cache=True, nogil=True)
+def _values_and_tables(cost, gamma, band, start, stop, out, tables):
+    # as _values, keeping the tables (A, groups, N + 1, M + 1, LANES) backward reads
+    n_b = cost.shape[2]
     groups = -(-n_b // LANES)
-    out = np.empty((n_a, n_b))
-    tables = np.empty((n_a, groups, n + 1, m + 1, LANES))
     inv_gamma = 1.0 / gamma
-    for q in prange(n_a * groups):
+    for q in range(start, stop):
         a, b0 = q // groups, (q % groups) * LANES
         width = min(LANES, n_b - b0)
         rows = tables[a, q % groups]
         out[a, b0 : b0 + width] = _sweep(cost, a, b0, width, rows, gamma, inv_gamma, band)[:width]
-    return out, tables
 
 
 @njit(cache=True, inline="always")
@@ -115,13 +111,13 @@ def _weight(r_next: float, r: float, c_next: float, inv_gamma: float) -> float:
     return math.exp(x)
 
 
-@njit(cache=True, parallel=True)
-def _expected_alignment(cost, tables, grad, gamma, band):
-    """E-matrix recursion of Cuturi & Blondel (2017), scaled by the incoming gradient."""
-    n_a, n, n_b, m = cost.shape
-    out = np.empty((n_a, n, n_b, m))
+@njit(cache=True, nogil=True)
+def _expected_alignment(cost, tables, grad, gamma, band, start, stop, out):
+    """E-matrix recursion of Cuturi & Blondel (2017) for pairs start..stop, scaled by the
+    incoming gradient, into out (A, N, B, M)."""
+    _, n, n_b, m = cost.shape
     inv_gamma = 1.0 / gamma
-    for p in prange(n_a * n_b):
+    for p in range(start, stop):
         a, b = p // n_b, p % n_b
         r = tables[a, b // LANES, :, :, b % LANES]  # (N + 1, M + 1)
         below = np.zeros(m + 2)  # E of row i + 1, overwritten in place by row i
@@ -146,7 +142,24 @@ def _expected_alignment(cost, tables, grad, gamma, band):
                 below[j] = e
                 right = e
                 out[a, i - 1, b, j - 1] = e * grad[a, b]
-    return out
+
+
+def _in_parallel(kernel, items: int, inputs: tuple, outputs: tuple) -> None:
+    """Run kernel(*inputs, start, stop, *outputs) over items 0..items in chunks, on torch's
+    thread budget. Plain threads that block when idle, not a second OpenMP pool: pools that
+    spin while waiting would steal the cores torch's own pool is about to use, and back."""
+    threads = min(torch.get_num_threads(), items)
+    if threads <= 1:
+        kernel(*inputs, 0, items, *outputs)
+        return
+    chunks = min(items, 4 * threads)  # several per thread: a busy core does not hold up the rest
+    bounds = [items * c // chunks for c in range(chunks + 1)]
+    with ThreadPoolExecutor(threads) as pool:
+        done = [
+            pool.submit(kernel, *inputs, bounds[c], bounds[c + 1], *outputs) for c in range(chunks)
+        ]
+        for future in done:
+            future.result()
 
 
 def forward(
@@ -155,21 +168,26 @@ def forward(
     """softDTW of every pair of a CPU cost grid (A, N, B, M): values (A, B) in float64, and
     the accumulated-cost tables (A, groups of LANES, N + 1, M + 1, LANES) when keep_tables."""
     grid = cost.detach().contiguous().numpy()
-    if keep_tables:
-        values, tables = _values_and_tables(grid, float(gamma), int(band))
-        return torch.from_numpy(values), torch.from_numpy(tables)
-    return torch.from_numpy(_values(grid, float(gamma), int(band))), None
+    n_a, n, n_b, m = grid.shape
+    groups = -(-n_b // LANES)
+    values = np.empty((n_a, n_b))
+    if not keep_tables:
+        _in_parallel(_values, n_a * groups, (grid, float(gamma), int(band)), (values,))
+        return torch.from_numpy(values), None
+    tables = np.empty((n_a, groups, n + 1, m + 1, LANES))
+    inputs = (grid, float(gamma), int(band))
+    _in_parallel(_values_and_tables, n_a * groups, inputs, (values, tables))
+    return torch.from_numpy(values), torch.from_numpy(tables)
 
 
 def backward(
     cost: torch.Tensor, tables: torch.Tensor, grad: torch.Tensor, gamma: float, band: int
 ) -> torch.Tensor:
     """Gradient (A, N, B, M), float64, of sum(grad * softDTW) with respect to the cost grid."""
-    out = _expected_alignment(
-        cost.detach().contiguous().numpy(),
-        tables.numpy(),
-        grad.detach().to(torch.float64).contiguous().numpy(),
-        float(gamma),
-        int(band),
-    )
+    grid = cost.detach().contiguous().numpy()
+    out = np.empty(grid.shape)
+    weights = grad.detach().to(torch.float64).contiguous().numpy()
+    pairs = grid.shape[0] * grid.shape[2]
+    inputs = (grid, tables.numpy(), weights, float(gamma), int(band))
+    _in_parallel(_expected_alignment, pairs, inputs, (out,))
     return torch.from_numpy(out)

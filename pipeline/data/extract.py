@@ -92,11 +92,16 @@ def frames_name(video_id: str) -> str:
 
 
 def _source_key(path: Path) -> dict:
+    # The content, not the modification time: a fresh checkout of the same videos (a new
+    # clone, an experiment workspace) must find its frames reusable and byte-identical.
+    digest = hashlib.sha256()
     try:
-        stat = path.stat()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     except OSError:
-        return {"size": None, "mtime_ns": None}
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        return {"sha256": None}
+    return {"sha256": digest.hexdigest()}
 
 
 def extract_one(task: dict) -> dict:

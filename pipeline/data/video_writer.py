@@ -20,7 +20,14 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 25, crf: int = 18
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             # One thread and no B-frame lookahead: many small videos encode fastest this way.
-            stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+            # mbtree off: with it, libx264 encodes the same frames differently from one process
+            # to the next, and a seeded dataset must decode to the same frames every time.
+            stream.options = {
+                "crf": str(crf),
+                "preset": "veryfast",
+                "threads": "1",
+                "x264-params": "mbtree=0",
+            }
             for frame in frames:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
             container.mux(stream.encode())

@@ -16,7 +16,7 @@ from pipeline.data.synthetic.design import POSES
 from pipeline.data.synthetic.motion import SEGMENT_SHARES
 
 PATTERNS = ("gradient", "stripes", "tiles", "waves")
-JUMP_RANGE = (0.25, 0.35)  # flight apex in actor heights: high enough to read, low enough to fit
+JUMP_RANGE = (0.15, 0.25)  # flight apex, actor heights: keeps the somersault inside crops
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,10 @@ def _colour(rng: np.random.Generator, luminance: float) -> tuple[float, float, f
     return tuple(float(c) for c in np.clip(rgb, 0.0, 1.0))
 
 
-def _scene(rng: np.random.Generator, settings: SynthesizeParams) -> tuple[SceneFactors, tuple]:
+def _scene(
+    rng: np.random.Generator, settings: SynthesizeParams
+) -> tuple[SceneFactors, tuple[float, float, float]]:
+    """The backdrop and an actor colour that stands out from its wall."""
     wall_lum = rng.uniform(0.15, 0.85)
     # The actor sits at least `contrast` away from the wall's mean luminance, on whichever
     # side leaves room.
@@ -108,7 +111,10 @@ def sample_factors(rng: np.random.Generator, settings: SynthesizeParams) -> Clip
     spread = rng.uniform(-settings.phase_jitter, settings.phase_jitter, len(SEGMENT_SHARES))
     weights = {k: v * np.exp(d) for (k, v), d in zip(SEGMENT_SHARES.items(), spread, strict=True)}
     poses = {
-        name: [float(a) for a in np.asarray(angles) + rng.uniform(-1, 1, len(angles)) * settings.pose_jitter]
+        name: [
+            float(a)
+            for a in np.asarray(angles) + rng.uniform(-1, 1, len(angles)) * settings.pose_jitter
+        ]
         for name, angles in POSES.items()
     }
     scene, actor_rgb = _scene(rng, settings)
@@ -118,7 +124,10 @@ def sample_factors(rng: np.random.Generator, settings: SynthesizeParams) -> Clip
         poses=poses,
         jump=float(rng.uniform(*JUMP_RANGE)),
         zoom=float(np.exp(rng.uniform(-settings.zoom_jitter, settings.zoom_jitter))),
-        shift=(float(rng.uniform(-1, 1) * settings.shift), float(rng.uniform(-1, 1) * settings.shift)),
+        shift=(
+            float(rng.uniform(-1, 1) * settings.shift),
+            float(rng.uniform(-1, 1) * settings.shift),
+        ),
         scene=scene,
         actor_rgb=actor_rgb,
         noise_seed=int(rng.integers(2**31)),

@@ -14,21 +14,24 @@ import numpy as np
 from pipeline.data.synthetic.design import ROTATIONS, TAKEOFFS, ActionClass
 
 # Mean share of the clip each segment takes; a clip's factors scale them at random. A move
-# is named by the two poses it joins, whichever way the class goes between them. The take-off
-# holds and the flight are long enough that an 8-frame clip spread over the video samples
-# each of them at least once.
+# is named by the two poses it joins, whichever way the class goes between them. The action
+# encoder's 8-frame clip spans the video about 5 source frames apart: the take-off holds
+# are long enough for most clips to sample each once, and the flight for consecutive samples
+# of the somersault to lie well under the 180 degrees at which its direction is lost.
 SEGMENT_SHARES = {
     "stand-crouch": 0.05,
     "crouch": 0.10,
     "crouch-reach": 0.06,
     "reach": 0.10,
     "reach-stand": 0.05,
-    "flight": 0.40,
-    "stand-landing": 0.07,
-    "landing": 0.17,
+    "flight": 0.44,
+    "stand-landing": 0.06,
+    "landing": 0.14,
 }
-# Share of the flight spent folding into (and, at the end, opening out of) the body position.
-FOLD_SHARE = 0.3
+# Share of the flight spent folding into (and, at the end, opening out of) the body position;
+# short, so that most samples of the flight show the position whole: half-folded tucks and
+# pikes look alike.
+FOLD_SHARE = 0.2
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ DEFAULT_LABELS = (0, 1, 2, 4, 8, 16)
 TITLE_HEIGHT = 14  # pixels of caption above each row
 
 
-def write_preview(root: str | Path, out: str | Path, labels: Sequence[int] = DEFAULT_LABELS, frames: int = 8) -> None:
+def write_preview(
+    root: str | Path, out: str | Path, labels: Sequence[int] = DEFAULT_LABELS, frames: int = 8
+) -> None:
     """Write `out`: for each class in `labels` present in the dataset at `root` (Diving48
     layout), `frames` frames spread evenly over its first test video."""
     root = Path(root)
@@ -28,10 +30,17 @@ def write_preview(root: str | Path, out: str | Path, labels: Sequence[int] = DEF
     for label in (k for k in labels if k in first):
         reader = VideoReader(str(root / "rgb" / f"{first[label]}.mp4"), ctx=cpu(0), num_threads=1)
         ids = np.linspace(0, len(reader) - 1, frames).round().astype(int)
-        strip = np.concatenate(list(reader.get_batch(list(ids)).asnumpy()), axis=1)  # (H, frames * W, 3)
+        strip = np.concatenate(
+            list(reader.get_batch(list(ids)).asnumpy()), axis=1
+        )  # (H, frames * W, 3)
         caption = np.full((TITLE_HEIGHT, strip.shape[1], 3), 255, dtype=np.uint8)
         row = Image.fromarray(np.concatenate([caption, strip]))
-        ImageDraw.Draw(row).text((2, 1), f"{label}: " + " / ".join(vocab[label]), fill=(0, 0, 0), font=ImageFont.load_default(size=11))
+        ImageDraw.Draw(row).text(
+            (2, 1),
+            f"{label}: " + " / ".join(vocab[label]),
+            fill=(0, 0, 0),
+            font=ImageFont.load_default(size=11),
+        )
         rows.append(np.asarray(row))
     if not rows:
         raise ValueError(f"{root}: none of the classes {list(labels)} has a test video")

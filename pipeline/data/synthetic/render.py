@@ -34,10 +34,14 @@ def skeleton(pose: np.ndarray) -> dict[str, np.ndarray]:
     for side in ("near", "far"):
         shoulder = lean + a[f"shoulder_{side}"]
         joints[f"elbow_{side}"] = neck + UPPER_ARM * _direction(shoulder)
-        joints[f"hand_{side}"] = joints[f"elbow_{side}"] + FOREARM * _direction(shoulder - a[f"elbow_{side}"])
+        joints[f"hand_{side}"] = joints[f"elbow_{side}"] + FOREARM * _direction(
+            shoulder - a[f"elbow_{side}"]
+        )
         thigh = lean + np.pi - a[f"hip_{side}"]
         joints[f"knee_{side}"] = hip + THIGH * _direction(thigh)
-        joints[f"foot_{side}"] = joints[f"knee_{side}"] + SHIN * _direction(thigh + a[f"knee_{side}"])
+        joints[f"foot_{side}"] = joints[f"knee_{side}"] + SHIN * _direction(
+            thigh + a[f"knee_{side}"]
+        )
     return joints
 
 
@@ -57,7 +61,8 @@ def place(motion: Motion, stand: np.ndarray, limb: float) -> dict[str, np.ndarra
     """
     joints = skeleton(motion.pose)
     upright = skeleton(stand[None])
-    stand_middle = 0.5 * (upright["hip"] + upright["neck"]) - _ground_offset(upright, limb)  # (1, 2)
+    stand_middle = 0.5 * (upright["hip"] + upright["neck"])  # (1, 2)
+    stand_middle = stand_middle - _ground_offset(upright, limb)
     on_ground = _ground_offset(joints, limb)  # (T, 2)
     middle = 0.5 * (joints["hip"] + joints["neck"])  # (T, 2)
     cos, sin = np.cos(motion.theta)[:, None], np.sin(motion.theta)[:, None]  # (T, 1)
@@ -65,7 +70,9 @@ def place(motion: Motion, stand: np.ndarray, limb: float) -> dict[str, np.ndarra
     placed = {}
     for name, point in joints.items():
         rel = point - middle  # (T, 2)
-        turned = np.concatenate([rel[:, :1] * cos - rel[:, 1:] * sin, rel[:, :1] * sin + rel[:, 1:] * cos], axis=1)
+        turned = np.concatenate(
+            [rel[:, :1] * cos - rel[:, 1:] * sin, rel[:, :1] * sin + rel[:, 1:] * cos], axis=1
+        )
         placed[name] = np.where(motion.airborne[:, None], in_air + turned, point - on_ground)
     return placed
 
@@ -87,7 +94,9 @@ _PARTS = (
 
 
 @numba.njit(cache=True)
-def _draw_capsules(image: np.ndarray, starts: np.ndarray, ends: np.ndarray, radii: np.ndarray, colours: np.ndarray) -> None:
+def _draw_capsules(
+    image: np.ndarray, starts: np.ndarray, ends: np.ndarray, radii: np.ndarray, colours: np.ndarray
+) -> None:
     """Paint anti-aliased capsules over `image` (T, H, W, 3) in place, in order: capsule k
     of frame t runs from starts[t, k] to ends[t, k] (pixel x, y) with radius radii[k] and
     colour colours[k]. Only the pixels of each capsule's bounding box are visited."""
@@ -113,7 +122,9 @@ def _draw_capsules(image: np.ndarray, starts: np.ndarray, ends: np.ndarray, radi
                             image[t, y, x, c] += alpha * (colours[k, c] - image[t, y, x, c])
 
 
-def render_clip(label: int, factors: ClipFactors, settings: SynthesizeParams, noise: bool = True) -> np.ndarray:
+def render_clip(
+    label: int, factors: ClipFactors, settings: SynthesizeParams, noise: bool = True
+) -> np.ndarray:
     """Frames (T, size, size, 3) uint8 of class `label` under `factors`; `noise=False`
     leaves out the sensor noise."""
     size = settings.size

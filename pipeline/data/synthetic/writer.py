@@ -37,13 +37,20 @@ PREVIEW_FILE = "preview.png"
 
 @dataclass(frozen=True)
 class Clip:
+    """One video of the dataset: its name, split, label and random factors."""
+
     vid_name: str
     split: str
     label: int
     factors: ClipFactors
 
     def annotation(self) -> dict:
-        return {"vid_name": self.vid_name, "label": self.label, "start_frame": 0, "end_frame": self.factors.n_frames - 1}
+        return {
+            "vid_name": self.vid_name,
+            "label": self.label,
+            "start_frame": 0,
+            "end_frame": self.factors.n_frames - 1,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,11 +72,11 @@ def plan_clips(settings: SynthesizeParams) -> list[Clip]:
     clips = []
     per_class = {"train": settings.train_per_class, "test": settings.test_per_class}
     for split_id, (split, count) in enumerate(per_class.items()):
-        drawn = [
-            (label, sample_factors(np.random.default_rng([settings.seed, split_id, label, i]), settings))
-            for label in range(settings.classes)
-            for i in range(count)
-        ]
+        drawn = []
+        for label in range(settings.classes):
+            for i in range(count):
+                rng = np.random.default_rng([settings.seed, split_id, label, i])
+                drawn.append((label, sample_factors(rng, settings)))
         order = np.random.default_rng([settings.seed, split_id]).permutation(len(drawn))
         clips += [Clip(f"{split}_{k:05d}", split, *drawn[j]) for k, j in enumerate(order)]
     return clips
@@ -102,13 +109,17 @@ def synthesize_dataset(out: str | Path, settings: SynthesizeParams) -> Synthesis
     with atomic_output(out) as tmp:
         (tmp / VIDEO_DIR).mkdir(parents=True)
         jobs = [(tmp / VIDEO_DIR / f"{c.vid_name}.mp4", c, settings) for c in clips]
-        progress = tqdm(_write_all(jobs, settings.workers), total=len(jobs), desc="synthesize", unit="video")
+        progress = tqdm(
+            _write_all(jobs, settings.workers), total=len(jobs), desc="synthesize", unit="video"
+        )
         frames = sum(progress)
 
         for split, name in SPLIT_FILES.items():
             _write_json(tmp / name, [c.annotation() for c in clips if c.split == split])
         _write_json(tmp / VOCAB_FILE, [cls.phases for cls in CLASSES[: settings.classes]])
-        factors = ",\n".join(f"{json.dumps(c.vid_name)}: {json.dumps(c.factors.to_json())}" for c in clips)
+        factors = ",\n".join(
+            f"{json.dumps(c.vid_name)}: {json.dumps(c.factors.to_json())}" for c in clips
+        )
         (tmp / FACTORS_FILE).write_text("{\n" + factors + "\n}\n")  # one clip per line
         write_preview(tmp, tmp / PREVIEW_FILE)
     return SynthesisSummary(

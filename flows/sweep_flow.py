@@ -1,0 +1,219 @@
+"""Sweep label splits: label fractions x split seeds x methods, each combination a DVC experiment
+of the pipeline, then the comparison of all of them from MLflow.
+
+The stages every combination shares (those that read no `run.*` param: dataset, frames, splits,
+self-supervised pretraining) run once, in the workspace, through the pipeline flow; the
+experiments check their outputs out of DVC's cache instead of running them again.
+
+    python -m flows.sweep_flow --fractions 0.05 0.1 0.2 --seeds 0 1 2 --jobs 2
+"""
+
+import argparse
+import itertools
+import time
+from datetime import datetime
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+
+from flows.dvc_command import command_environment
+from flows.experiment_queue import (
+    FINAL_STATES,
+    follow_logs,
+    print_logs,
+    queue_experiment,
+    queue_status,
+    start_workers,
+    stop_workers,
+)
+from flows.pipeline_flow import finepseudo_pipeline
+from flows.stage_graph import read_stage_graph
+from pipeline.compare import METHODS, compare_runs, experiment_id, log_comparison
+from pipeline.config import Params, load_params
+from pipeline.tracking import config_digest
+
+# Seconds with no worker answering and nothing running before the workers are restarted: well
+# past the time a worker takes to start on a loaded machine, so none is started twice.
+_STALL_SECONDS = 60.0
+
+
+class ExperimentFailed(RuntimeError):
+    """A queued experiment of the sweep ended in DVC's Failed state."""
+
+
+def experiment_name(method: str, fraction: float, seed: int, sweep: str) -> str:
+    """The DVC experiment name of one combination (unique per sweep, as DVC requires)."""
+    return f"{method}-f{fraction:g}-s{seed}-{sweep}"
+
+
+def check_choices(
+    params: Params, fractions: list[float], seeds: list[int], methods: list[str]
+) -> None:
+    """Refuse a combination the pipeline cannot run, naming the valid choices."""
+    checks = [
+        ("fractions", fractions, params.splits.fractions, "splits.fractions"),
+        ("seeds", seeds, params.splits.seeds, "splits.seeds"),
+        ("methods", methods, METHODS, "the methods"),
+    ]
+    for option, chosen, valid, source in checks:
+        unknown = [value for value in chosen if value not in valid]
+        if unknown or not chosen:
+            raise ValueError(f"--{option} {chosen}: {unknown or 'none'} not in {source} {valid}")
+
+
+@task(task_run_name="{name}", cache_policy=NO_CACHE)
+def experiment(project: str, name: str, poll_seconds: float) -> str:
+    """Follow one started experiment: its output goes to this task's log; fails when DVC
+    reports it failed."""
+    logger = get_run_logger()
+    root = Path(project)
+    env = command_environment(root)
+    followed = follow_logs(root, name, logger.info, env)
+    while (state := queue_status(root, env).states.get(name)) not in FINAL_STATES:
+        time.sleep(poll_seconds)  # the worker still collects the experiment's results
+    if not followed:
+        print_logs(root, name, logger.info, env)
+    if state == "Failed":
+        raise ExperimentFailed(
+            f"DVC experiment {name} failed; `dvc queue logs {name}` has its output"
+        )
+    return name
+
+
+def _run_queue(
+    root: Path, names: list[str], jobs: int, poll_seconds: float
+) -> dict[str, PrefectFuture]:
+    """Start workers and an `experiment` task for each experiment as it starts.
+
+    Busy workers may not answer DVC's status ping, so workers count as gone only when nothing
+    in the queue runs and none answers for _STALL_SECONDS; then they restart (DVC's workers
+    can stop while experiments still wait).
+    """
+    logger = get_run_logger()
+    env = command_environment(root)
+    start_workers(root, jobs, logger.info, env)
+    followed: dict[str, PrefectFuture] = {}
+    stalled_since = time.monotonic()
+    while len(followed) < len(names):
+        time.sleep(poll_seconds)
+        status = queue_status(root, env)
+        for name in names:
+            if name not in followed and status.states.get(name) not in (None, "Queued"):
+                followed[name] = experiment.submit(str(root), name, poll_seconds)
+        if status.workers or "Running" in status.states.values():
+            stalled_since = time.monotonic()
+        elif time.monotonic() - stalled_since > _STALL_SECONDS:
+            logger.warning("the queue workers stopped with experiments waiting; restarting them")
+            start_workers(root, jobs, logger.info, env)
+            stalled_since = time.monotonic()
+    return followed
+
+
+@flow(name="finepseudo-label-split-sweep")
+def label_split_sweep(
+    fractions: list[float] | None = None,
+    seeds: list[int] | None = None,
+    methods: list[str] | None = None,
+    jobs: int = 1,
+    project: str = ".",
+    out: str = "comparison",
+    retries: int = 1,
+    poll_seconds: float = 5.0,
+) -> str:
+    """Run every combination of label fraction, split seed and method (default: all of
+    splits.fractions, splits.seeds and the methods) as a DVC experiment, `jobs` at a time, then
+    write the comparison to `out` and log it to MLflow; returns the comparison's Markdown.
+
+    Fails, after writing the comparison of the others, when any experiment failed.
+    """
+    logger = get_run_logger()
+    root = Path(project).resolve()
+    params = load_params(root / "params.yaml")
+    fractions = list(params.splits.fractions) if fractions is None else fractions
+    seeds = list(params.splits.seeds) if seeds is None else seeds
+    methods = METHODS if methods is None else methods
+    check_choices(params, fractions, seeds, methods)
+    env = command_environment(root)
+
+    # ============ stages every combination shares, once, in the workspace ============
+    shared = [stage.name for stage in read_stage_graph(root).shared()]
+    shared_stages = finepseudo_pipeline.with_options(flow_run_name="shared stages")
+    shared_stages(project=str(root), stages=shared, retries=retries)
+
+    # ============ one DVC experiment per combination ============
+    status = queue_status(root, env)
+    if status.workers:
+        raise RuntimeError(
+            f"{status.workers} DVC queue worker(s) already run in {root}; they would log to the "
+            "MLflow store of their own environment. Wait for them or run `dvc queue stop`."
+        )
+    sweep = datetime.now().strftime("%m%d-%H%M%S")
+    names = []
+    for method, fraction, seed in itertools.product(methods, fractions, seeds):
+        name = experiment_name(method, fraction, seed, sweep)
+        overrides = {"run.method": method, "run.fraction": fraction, "run.seed": seed}
+        queue_experiment(root, name, overrides, logger.info, env)
+        names.append(name)
+    try:
+        followed = _run_queue(root, names, jobs, poll_seconds)
+        for future in followed.values():
+            future.wait()
+        failed = [name for name, future in followed.items() if not future.state.is_completed()]
+    finally:
+        stop_workers(root, logger.info, env)
+
+    # ============ the comparison ============
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    comparison = compare_runs(client, params.dataset.name, config=config_digest(params))
+    files = comparison.save(root / out)
+    description = {
+        "sweep": sweep,
+        "methods": " ".join(methods),
+        "fractions": " ".join(map(str, fractions)),
+        "seeds": " ".join(map(str, seeds)),
+        "config": config_digest(params),
+    }
+    log_comparison(client, experiment_id(client, params.dataset.name), files, description)
+    logger.info("comparison written to %s:\n%s", root / out, comparison.markdown())
+    if failed:
+        raise ExperimentFailed(f"{len(failed)} of {len(names)} experiments failed: {failed}")
+    return comparison.markdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--fractions", type=float, nargs="+", help="label fractions (default: splits.fractions)"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", help="split seeds (default: splits.seeds)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, help="methods (default: all)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="experiments at once; each uses the cores its stages use (run.threads)",
+    )
+    parser.add_argument("--project", default=".", help="DVC project folder (holds dvc.yaml)")
+    parser.add_argument(
+        "--out", default="comparison", help="folder for the comparison, inside the project"
+    )
+    parser.add_argument("--retries", type=int, default=1, help="reruns of a failed shared stage")
+    args = parser.parse_args()
+    label_split_sweep(
+        fractions=args.fractions,
+        seeds=args.seeds,
+        methods=args.methods,
+        jobs=args.jobs,
+        project=args.project,
+        out=args.out,
+        retries=args.retries,
+    )
+
+
+if __name__ == "__main__":
+    main()
