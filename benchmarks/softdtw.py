@@ -9,7 +9,7 @@ The methods take turns in each of --rounds rounds, with a short pause before eac
 that load from other processes hits them alike; rates are medians over rounds, and a ratio
 is the median over rounds of the other method's time over ours in the same round. pysdtw
 and tslearn are given the same pairs as batches of --chunk pairs (pysdtw indexes a
-(chunk, chunk) matrix per call, so moderate chunks are its fastest use).
+(chunk, chunk) matrix per call; 256 to 1024 pairs per call ran fastest).
 
     python -m benchmarks.softdtw --threads 2
 """
@@ -163,8 +163,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="bulk forward: unlabeled clips")
     parser.add_argument("--exemplars", type=int, default=100, help="bulk forward: exemplars")
     parser.add_argument("--batch", type=int, default=96, help="training batch (clips)")
-    parser.add_argument("--chunk", type=int, default=2048, help="pairs per pysdtw/tslearn call")
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds; medians are kept")
+    parser.add_argument("--chunk", type=int, default=512, help="pairs per pysdtw/tslearn call")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds; medians are kept")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)

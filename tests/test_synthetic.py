@@ -17,7 +17,7 @@ from scipy.spatial.distance import cdist
 
 from pipeline.config import ParamsError, SynthesizeParams, parse_params
 from pipeline.data.synthetic.design import CLASSES, differing_phases, differs_only_in_order
-from pipeline.data.synthetic.factors import sample_factors
+from pipeline.data.synthetic.factors import sample_factors, split_frames
 from pipeline.data.synthetic.preview import TITLE_HEIGHT
 from pipeline.data.synthetic.render import render_clip
 from pipeline.data.synthetic.writer import (
@@ -151,6 +151,14 @@ def test_noise_and_seeded_factors_change_frames_but_not_their_length() -> None:
     assert noisy.shape == clean.shape == (factors.n_frames, 32, 32, 3)
     assert 1.0 < np.abs(noisy.astype(int) - clean).mean() < 2 * settings.noise
     assert sum(factors.durations.values()) == factors.n_frames
+
+
+def test_segments_share_the_frames_in_proportion_with_at_least_one_each() -> None:
+    assert split_frames(40, {"a": 0.5, "b": 0.25, "c": 0.25}) == {"a": 20, "b": 10, "c": 10}
+    assert split_frames(10, {"a": 0.98, "b": 0.01, "c": 0.01}) == {"a": 8, "b": 1, "c": 1}
+    assert split_frames(3, {"a": 0.98, "b": 0.01, "c": 0.01}) == {"a": 1, "b": 1, "c": 1}
+    with pytest.raises(ValueError, match="2 frames cannot hold 3 segments"):
+        split_frames(2, {"a": 1.0, "b": 1.0, "c": 1.0})
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def soft_dtw_cross(
     (Ne, T2, d) -> (Nq, Ne), differentiable in both inputs.
 
     The cost of a block of pairs is one matrix product whose output already has the
-    (queries, T, exemplars, T2) layout the kernels read; block_pairs bounds the pairs in
+    (queries, T, T2, exemplars) layout the kernels read; block_pairs bounds the pairs in
     flight, hence the memory (block_pairs * T * T2 costs, plus float64 tables under grad).
     """
     _check_clips(queries, exemplars)
@@ -53,27 +53,28 @@ def soft_dtw_cross(
     n_q, t_q, dim = queries.shape
     n_e, t_e, _ = exemplars.shape
     q = F.normalize(queries, dim=-1).reshape(n_q * t_q, dim)  # (Nq * T, d)
-    e = F.normalize(exemplars, dim=-1).reshape(n_e * t_e, dim)  # (Ne * T2, d)
     if n_q == 0 or n_e == 0:
         return q.new_zeros((n_q, n_e))
+    e = F.normalize(exemplars, dim=-1).transpose(0, 1)  # (T2, Ne, d)
     one = torch.ones((), dtype=q.dtype, device=q.device)
     step_q, step_e = _blocks(n_q, n_e, block_pairs)
-    n_blocks = -(-n_q // step_q) * -(-n_e // step_e)
+    # frame-major exemplar blocks (T2 * be, d), made once, used by every block of queries
+    e_blocks = [e[:, j : j + step_e].reshape(-1, dim) for j in range(0, n_e, step_e)]
     # Without a graph to keep them for, every block's costs go to one buffer: a fresh block
     # each time lets the allocator's free list fragment and the heap creep upward.
     reuse = not (torch.is_grad_enabled() and (q.requires_grad or e.requires_grad))
     buffer = q.new_empty(step_q * t_q * step_e * t_e) if reuse else None
     rows = []
+    n_blocks = -(-n_q // step_q) * len(e_blocks)
     with tqdm(total=n_blocks, desc="softDTW", unit="block", disable=not progress) as bar:
         for i in range(0, n_q, step_q):
             q_block = q[i * t_q : (i + step_q) * t_q]  # (bq * T, d)
             row = []
-            for j in range(0, n_e, step_e):
-                e_block = e[j * t_e : (j + step_e) * t_e]  # (be * T2, d)
+            for e_block in e_blocks:
                 shape = (q_block.shape[0], e_block.shape[0])
                 out = buffer[: shape[0] * shape[1]].view(shape) if reuse else None
-                cost = torch.addmm(one, q_block, e_block.T, alpha=-1.0, out=out)  # (bq*T, be*T2)
-                grid = cost.view(shape[0] // t_q, t_q, shape[1] // t_e, t_e)
+                cost = torch.addmm(one, q_block, e_block.T, alpha=-1.0, out=out)  # (bq*T, T2*be)
+                grid = cost.view(shape[0] // t_q, t_q, t_e, shape[1] // t_e)  # (bq, T, T2, be)
                 row.append(soft_dtw_grid(grid, gamma, band, implementation))  # (bq, be)
                 bar.update()
             rows.append(torch.cat(row, dim=1))

@@ -4,8 +4,9 @@ R_00 = 0, R_i0 = R_0j = +inf, R_ij = C_ij + softmin_gamma(R_i-1,j-1, R_i-1,j, R_
 softmin_gamma(a) = -gamma log sum_k exp(-a_k / gamma), D = R_NM. The backward pass is the
 explicit expected-alignment recursion (dD/dC = E), not autograd through the recursion, so
 gradients cost one more sweep and stay finite at gamma = 0.001. Both passes run in float64
-whatever the cost dtype. CPU tensors go to the numba kernels, other devices to the torch
-anti-diagonal sweep; `implementation` forces either.
+whatever the cost dtype, except float32 CPU costs without a gradient (inference), whose
+values come from the float32 sweep of softdtw_float32. CPU tensors go to the numba
+kernels, other devices to the torch anti-diagonal sweep; `implementation` forces either.
 """
 
 from functools import lru_cache
@@ -15,7 +16,7 @@ from typing import Literal
 import torch
 from torch.autograd.function import once_differentiable
 
-from pipeline.align import softdtw_numba, softdtw_torch
+from pipeline.align import softdtw_float32, softdtw_numba, softdtw_torch
 
 Implementation = Literal["auto", "numba", "torch"]
 _KERNELS: dict[str, ModuleType] = {"numba": softdtw_numba, "torch": softdtw_torch}
@@ -23,7 +24,7 @@ _KERNELS: dict[str, ModuleType] = {"numba": softdtw_numba, "torch": softdtw_torc
 
 class _SoftDTWGrid(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, cost, gamma, band, kernel):  # cost (A, N, B, M) -> (A, B)
+    def forward(ctx, cost, gamma, band, kernel):  # cost (A, N, M, B) -> (A, B)
         values, tables = kernel.forward(cost, gamma, band, keep_tables=True)
         ctx.save_for_backward(cost, tables)
         ctx.gamma, ctx.band, ctx.kernel = gamma, band, kernel
@@ -31,7 +32,7 @@ class _SoftDTWGrid(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad):  # (A, B) -> (A, N, B, M)
+    def backward(ctx, grad):  # (A, B) -> (A, N, M, B)
         cost, tables = ctx.saved_tensors
         grad_cost = ctx.kernel.backward(cost, tables, grad, ctx.gamma, ctx.band)
         return grad_cost.to(device=cost.device, dtype=cost.dtype), None, None, None
@@ -59,7 +60,7 @@ def _check_arguments(cost: torch.Tensor, gamma: float, band: int, implementation
         raise ValueError(f"gamma must be positive, got {gamma}")
     if isinstance(band, bool) or not isinstance(band, int) or band < 0:
         raise ValueError(f"band must be an integer >= 0 (0 = no band), got {band!r}")
-    n, m = cost.shape[1], cost.shape[3]
+    n, m = cost.shape[1], cost.shape[2]
     if n == 0 or m == 0:
         raise ValueError(f"softDTW needs sequences of at least one frame, got {n} x {m}")
     if band and not _path_exists(n, m, band):
@@ -73,13 +74,15 @@ def _check_arguments(cost: torch.Tensor, gamma: float, band: int, implementation
 def soft_dtw_grid(
     cost: torch.Tensor, gamma: float, band: int = 0, implementation: Implementation = "auto"
 ) -> torch.Tensor:
-    """softDTW of every pair of a cost grid (A, N, B, M), pair (a, b) being cost[a, :, b, :].
+    """softDTW of every pair of a cost grid (A, N, M, B), pair (a, b) being cost[a, :, :, b].
 
-    This is the layout of 1 - X Y^T for X (A * N, d) and Y (B * M, d), so cross distances
-    need no per-pair copy. Returns (A, B) in the cost's dtype, differentiable in the cost.
+    This is the layout of 1 - X Y^T for X (A * N, d) and Y (M * B, d) (exemplar frames
+    ordered frame-major), so cross distances need no per-pair copy and the kernels read the
+    pairs they sweep side by side from contiguous memory. Returns (A, B) in the cost's
+    dtype, differentiable in the cost.
     """
     if cost.dim() != 4:
-        raise ValueError(f"cost grid must have shape (A, N, B, M), got {tuple(cost.shape)}")
+        raise ValueError(f"cost grid must have shape (A, N, M, B), got {tuple(cost.shape)}")
     _check_arguments(cost, gamma, band, implementation)
     if implementation == "auto":
         implementation = "numba" if cost.device.type == "cpu" else "torch"
@@ -88,6 +91,8 @@ def soft_dtw_grid(
     kernel = _KERNELS[implementation]
     if not (torch.is_grad_enabled() and cost.requires_grad):
         # no graph will be built, so skip the tables only the backward pass reads
+        if kernel is softdtw_numba and cost.dtype == torch.float32:
+            return softdtw_float32.forward(cost, float(gamma), band)
         values, _ = kernel.forward(cost, float(gamma), band, keep_tables=False)
         return values.to(device=cost.device, dtype=cost.dtype)
     return _SoftDTWGrid.apply(cost, float(gamma), band, kernel)
@@ -103,5 +108,5 @@ def soft_dtw(
     """
     if cost.dim() != 3:
         raise ValueError(f"cost must have shape (B, N, M), got {tuple(cost.shape)}")
-    grid = cost.permute(1, 0, 2).unsqueeze(0)  # (1, N, B, M): the B pairs side by side
+    grid = cost.permute(1, 2, 0).unsqueeze(0)  # (1, N, M, B): the B pairs side by side
     return soft_dtw_grid(grid, gamma, band, implementation).squeeze(0)

@@ -1,10 +1,11 @@
 """softDTW on the CPU: numba kernels, run in parallel over sequence pairs.
 
-Every kernel works on a cost grid of shape (A, N, B, M): pair (a, b) is the matrix
-cost[a, :, b, :]. The cross distances of A queries and B exemplars come out of one matrix
-product already in this layout, so no per-pair copy is made; a batch of matrices (P, N, M)
-is the grid (1, N, P, M). Costs may be float32 or float64; the recursion always runs in
-float64.
+Every kernel works on a cost grid of shape (A, N, M, B): pair (a, b) is the matrix
+cost[a, :, :, b]. The cross distances of A queries and B exemplars come out of one matrix
+product already in this layout, so no per-pair copy is made, and the pairs a sweep takes
+side by side sit next to each other in memory; a batch of matrices (P, N, M) is the grid
+(1, N, M, P). Costs may be float32 or float64; these kernels recurse in float64 (the
+float32 sweep for inference is softdtw_float32).
 """
 
 import math
@@ -29,7 +30,7 @@ LANES = 16
 
 
 @njit(cache=True, inline="always")
-def _outside_band(i: int, j: int, n: int, m: int, band: int) -> bool:
+def outside_band(i: int, j: int, n: int, m: int, band: int) -> bool:
     # |i - j N / M| > band, in integers so every implementation cuts the same cells.
     return band > 0 and abs(i * m - j * n) > band * m
 
@@ -57,7 +58,7 @@ def _softmin(r0: float, r1: float, r2: float, gamma: float, inv_gamma: float) ->
 def _sweep(cost, a, b0, width, rows, gamma, inv_gamma, band):
     """Fill the (N + 1, M + 1) tables of pairs (a, b0 + g), g < width, lane g of rows
     (kept, M + 1, LANES); rows holds the tables whole (kept = N + 1) or two rolling rows."""
-    n, m = cost.shape[1], cost.shape[3]
+    n, m = cost.shape[1], cost.shape[2]
     kept = rows.shape[0]
     rows[0, 0, :] = 0.0
     rows[0, 1:, :] = UNREACHABLE
@@ -66,19 +67,19 @@ def _sweep(cost, a, b0, width, rows, gamma, inv_gamma, band):
         cur = rows[i % kept]  # (M + 1, LANES)
         cur[0, :] = UNREACHABLE
         for j in range(1, m + 1):
-            if _outside_band(i, j, n, m, band):
+            if outside_band(i, j, n, m, band):
                 cur[j, :] = UNREACHABLE
                 continue
             for g in range(width):
                 soft = _softmin(prev[j - 1, g], prev[j, g], cur[j - 1, g], gamma, inv_gamma)
-                cur[j, g] = cost[a, i - 1, b0 + g, j - 1] + soft
+                cur[j, g] = cost[a, i - 1, j - 1, b0 + g] + soft
     return rows[n % kept, m]
 
 
 @njit(cache=True, nogil=True)
 def _values(cost, gamma, band, start, stop, out):
-    # groups start..stop of the grid (A, N, B, M) -> out (A, B); two rolling rows per group
-    n_b, m = cost.shape[2], cost.shape[3]
+    # groups start..stop of the grid (A, N, M, B) -> out (A, B); two rolling rows per group
+    m, n_b = cost.shape[2], cost.shape[3]
     groups = -(-n_b // LANES)
     inv_gamma = 1.0 / gamma
     rows = np.empty((2, m + 1, LANES))
@@ -91,7 +92,7 @@ def _values(cost, gamma, band, start, stop, out):
 @njit(cache=True, nogil=True)
 def _values_and_tables(cost, gamma, band, start, stop, out, tables):
     # as _values, keeping the tables (A, groups, N + 1, M + 1, LANES) backward reads
-    n_b = cost.shape[2]
+    n_b = cost.shape[3]
     groups = -(-n_b // LANES)
     inv_gamma = 1.0 / gamma
     for q in range(start, stop):
@@ -114,8 +115,8 @@ def _weight(r_next: float, r: float, c_next: float, inv_gamma: float) -> float:
 @njit(cache=True, nogil=True)
 def _expected_alignment(cost, tables, grad, gamma, band, start, stop, out):
     """E-matrix recursion of Cuturi & Blondel (2017) for pairs start..stop, scaled by the
-    incoming gradient, into out (A, N, B, M)."""
-    _, n, n_b, m = cost.shape
+    incoming gradient, into out (A, N, M, B)."""
+    _, n, m, n_b = cost.shape
     inv_gamma = 1.0 / gamma
     for p in range(start, stop):
         a, b = p // n_b, p % n_b
@@ -128,23 +129,23 @@ def _expected_alignment(cost, tables, grad, gamma, band, start, stop, out):
                 e = 0.0
                 if i == n and j == m:
                     e = 1.0
-                elif not _outside_band(i, j, n, m, band):
+                elif not outside_band(i, j, n, m, band):
                     rij = r[i, j]
                     if i < n and below[j] != 0.0:
-                        e += below[j] * _weight(r[i + 1, j], rij, cost[a, i, b, j - 1], inv_gamma)
+                        e += below[j] * _weight(r[i + 1, j], rij, cost[a, i, j - 1, b], inv_gamma)
                     if j < m and right != 0.0:
-                        e += right * _weight(r[i, j + 1], rij, cost[a, i - 1, b, j], inv_gamma)
+                        e += right * _weight(r[i, j + 1], rij, cost[a, i - 1, j, b], inv_gamma)
                     if i < n and j < m and below_right != 0.0:
                         e += below_right * _weight(
-                            r[i + 1, j + 1], rij, cost[a, i, b, j], inv_gamma
+                            r[i + 1, j + 1], rij, cost[a, i, j, b], inv_gamma
                         )
                 below_right = below[j]
                 below[j] = e
                 right = e
-                out[a, i - 1, b, j - 1] = e * grad[a, b]
+                out[a, i - 1, j - 1, b] = e * grad[a, b]
 
 
-def _in_parallel(kernel, items: int, inputs: tuple, outputs: tuple) -> None:
+def in_parallel(kernel, items: int, inputs: tuple, outputs: tuple) -> None:
     """Run kernel(*inputs, start, stop, *outputs) over items 0..items in chunks, on torch's
     thread budget. Plain threads that block when idle, not a second OpenMP pool: pools that
     spin while waiting would steal the cores torch's own pool is about to use, and back."""
@@ -165,29 +166,29 @@ def _in_parallel(kernel, items: int, inputs: tuple, outputs: tuple) -> None:
 def forward(
     cost: torch.Tensor, gamma: float, band: int, keep_tables: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """softDTW of every pair of a CPU cost grid (A, N, B, M): values (A, B) in float64, and
+    """softDTW of every pair of a CPU cost grid (A, N, M, B): values (A, B) in float64, and
     the accumulated-cost tables (A, groups of LANES, N + 1, M + 1, LANES) when keep_tables."""
     grid = cost.detach().contiguous().numpy()
-    n_a, n, n_b, m = grid.shape
+    n_a, n, m, n_b = grid.shape
     groups = -(-n_b // LANES)
     values = np.empty((n_a, n_b))
     if not keep_tables:
-        _in_parallel(_values, n_a * groups, (grid, float(gamma), int(band)), (values,))
+        in_parallel(_values, n_a * groups, (grid, float(gamma), int(band)), (values,))
         return torch.from_numpy(values), None
     tables = np.empty((n_a, groups, n + 1, m + 1, LANES))
     inputs = (grid, float(gamma), int(band))
-    _in_parallel(_values_and_tables, n_a * groups, inputs, (values, tables))
+    in_parallel(_values_and_tables, n_a * groups, inputs, (values, tables))
     return torch.from_numpy(values), torch.from_numpy(tables)
 
 
 def backward(
     cost: torch.Tensor, tables: torch.Tensor, grad: torch.Tensor, gamma: float, band: int
 ) -> torch.Tensor:
-    """Gradient (A, N, B, M), float64, of sum(grad * softDTW) with respect to the cost grid."""
+    """Gradient (A, N, M, B), float64, of sum(grad * softDTW) with respect to the cost grid."""
     grid = cost.detach().contiguous().numpy()
     out = np.empty(grid.shape)
     weights = grad.detach().to(torch.float64).contiguous().numpy()
-    pairs = grid.shape[0] * grid.shape[2]
+    pairs = grid.shape[0] * grid.shape[3]
     inputs = (grid, tables.numpy(), weights, float(gamma), int(band))
-    _in_parallel(_expected_alignment, pairs, inputs, (out,))
+    in_parallel(_expected_alignment, pairs, inputs, (out,))
     return torch.from_numpy(out)

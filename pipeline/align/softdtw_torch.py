@@ -4,7 +4,7 @@ Cells on one anti-diagonal i + j = k depend only on the two diagonals before, so
 updates a whole diagonal of every pair at once: N + M - 1 vectorised steps instead of N * M
 scalar ones. Tables are stored skewed, row k holding diagonal k indexed by i, so the three
 neighbours of a diagonal are plain slices. Same conventions as the numba kernels: cost grid
-(A, N, B, M), float64 recursion, the finite UNREACHABLE sentinel, integer band test.
+(A, N, M, B), float64 recursion, the finite UNREACHABLE sentinel, integer band test.
 """
 
 import torch
@@ -30,9 +30,9 @@ def _skew(table: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
 
 
 def _padded_cost(cost: torch.Tensor) -> torch.Tensor:
-    # (A, N, B, M) -> (P, N + 2, M + 2) float64, zero outside the cells
-    n_a, n, n_b, m = cost.shape
-    pairs = cost.detach().permute(0, 2, 1, 3).reshape(n_a * n_b, n, m).to(torch.float64)
+    # (A, N, M, B) -> (P, N + 2, M + 2) float64, zero outside the cells
+    n_a, n, m, n_b = cost.shape
+    pairs = cost.detach().permute(0, 3, 1, 2).reshape(n_a * n_b, n, m).to(torch.float64)
     return torch.nn.functional.pad(pairs, (1, 1, 1, 1))
 
 
@@ -48,9 +48,9 @@ def _band_mask(n: int, m: int, band: int, flat: torch.Tensor, inside: torch.Tens
 def forward(
     cost: torch.Tensor, gamma: float, band: int, keep_tables: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """softDTW of every pair of a cost grid (A, N, B, M): values (A, B) in float64 and, when
+    """softDTW of every pair of a cost grid (A, N, M, B): values (A, B) in float64 and, when
     keep_tables, the skewed accumulated-cost tables (P, K, N + 2) the backward pass reads."""
-    n_a, n, n_b, m = cost.shape
+    n_a, n, m, n_b = cost.shape
     flat, inside = _skew_index(n, m, cost.device)
     allowed = _band_mask(n, m, band, flat, inside)
     c = _skew(_padded_cost(cost), flat)  # (P, K, N + 2)
@@ -76,9 +76,9 @@ def forward(
 def backward(
     cost: torch.Tensor, tables: torch.Tensor, grad: torch.Tensor, gamma: float, band: int
 ) -> torch.Tensor:
-    """Gradient (A, N, B, M), float64, of sum(grad * softDTW) with respect to the cost grid:
+    """Gradient (A, N, M, B), float64, of sum(grad * softDTW) with respect to the cost grid:
     the E-matrix recursion of Cuturi & Blondel (2017), one anti-diagonal at a time."""
-    n_a, n, n_b, m = cost.shape
+    n_a, n, m, n_b = cost.shape
     flat, inside = _skew_index(n, m, cost.device)
     allowed = _band_mask(n, m, band, flat, inside)
     c = _skew(_padded_cost(cost), flat)  # (P, K, N + 2)
@@ -105,4 +105,4 @@ def backward(
     cells[:, flat[inside]] = e[:, inside]
     cells = cells.reshape(n_a, n_b, n + 2, m + 2)[:, :, 1 : n + 1, 1 : m + 1]  # (A, B, N, M)
     cells = cells * grad.to(torch.float64).reshape(n_a, n_b, 1, 1)
-    return cells.permute(0, 2, 1, 3)  # (A, N, B, M)
+    return cells.permute(0, 2, 3, 1)  # (A, N, M, B)

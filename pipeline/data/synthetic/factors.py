@@ -51,18 +51,18 @@ class ClipFactors:
 
 
 def split_frames(n_frames: int, weights: dict[str, float]) -> dict[str, int]:
-    """Share `n_frames` among segments in proportion to `weights`, at least one frame each
-    (largest remainders get the leftover frames)."""
+    """Share `n_frames` among segments in proportion to `weights`, at least one frame each:
+    each gets the whole frames of its exact share, then the largest remainders get the rest."""
     if n_frames < len(weights):
         raise ValueError(f"{n_frames} frames cannot hold {len(weights)} segments")
-    names = list(weights)
-    raw = np.array([weights[k] for k in names])
-    spare = n_frames - len(names)
-    exact = raw / raw.sum() * spare
-    counts = np.floor(exact).astype(int)
-    leftover = spare - counts.sum()
-    counts[np.argsort(counts - exact)[:leftover]] += 1  # largest remainders first
-    return {k: int(c) + 1 for k, c in zip(names, counts, strict=True)}
+    raw = np.array(list(weights.values()))
+    exact = raw / raw.sum() * n_frames
+    counts = np.maximum(np.floor(exact).astype(int), 1)
+    while counts.sum() > n_frames:  # segments raised to one frame took it from the others
+        counts[np.argmax(np.where(counts > 1, counts - exact, -np.inf))] -= 1
+    while counts.sum() < n_frames:
+        counts[np.argmax(exact - counts)] += 1
+    return {k: int(c) for k, c in zip(weights, counts, strict=True)}
 
 
 def _luminance(rgb: np.ndarray) -> float:

@@ -9,6 +9,8 @@ import numpy as np
 from decord import VideoReader, cpu
 from PIL import Image, ImageDraw, ImageFont
 
+from pipeline.data.adapters.diving48 import TEST_FILE, VIDEO_DIR, VOCAB_FILE
+
 # Classes that show each kind of difference from class 0: the take-off order (1), the
 # somersault direction (2), the body position (4) and the landing (8, 16).
 DEFAULT_LABELS = (0, 1, 2, 4, 8, 16)
@@ -21,14 +23,16 @@ def write_preview(
     """Write `out`: for each class in `labels` present in the dataset at `root` (Diving48
     layout), `frames` frames spread evenly over its first test video."""
     root = Path(root)
-    vocab = json.loads((root / "Diving48_vocab.json").read_text())
-    test = json.loads((root / "Diving48_V2_test.json").read_text())
+    vocab = json.loads((root / VOCAB_FILE).read_text())
+    test = json.loads((root / TEST_FILE).read_text())
     first = {}
     for item in sorted(test, key=lambda item: item["vid_name"]):
         first.setdefault(item["label"], item["vid_name"])
     rows = []
     for label in (k for k in labels if k in first):
-        reader = VideoReader(str(root / "rgb" / f"{first[label]}.mp4"), ctx=cpu(0), num_threads=1)
+        reader = VideoReader(
+            str(root / VIDEO_DIR / f"{first[label]}.mp4"), ctx=cpu(0), num_threads=1
+        )
         ids = np.linspace(0, len(reader) - 1, frames).round().astype(int)
         strip = np.concatenate(
             list(reader.get_batch(list(ids)).asnumpy()), axis=1

@@ -22,15 +22,14 @@ from tqdm import tqdm
 
 from pipeline.atomic import atomic_output
 from pipeline.config import SynthesizeParams
+from pipeline.data.adapters.diving48 import TEST_FILE, TRAIN_FILE, VIDEO_DIR, VOCAB_FILE
 from pipeline.data.synthetic.design import CLASSES
 from pipeline.data.synthetic.factors import ClipFactors, sample_factors
 from pipeline.data.synthetic.preview import write_preview
 from pipeline.data.synthetic.render import render_clip
 from pipeline.data.video_writer import write_mp4
 
-SPLIT_FILES = {"train": "Diving48_V2_train.json", "test": "Diving48_V2_test.json"}
-VOCAB_FILE = "Diving48_vocab.json"
-VIDEO_DIR = "rgb"
+SPLIT_FILES = {"train": TRAIN_FILE, "test": TEST_FILE}
 FACTORS_FILE = "synthetic_factors.json"
 PREVIEW_FILE = "preview.png"
 
