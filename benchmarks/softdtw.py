@@ -1,10 +1,14 @@
 """softDTW on the CPU: pairs per second of ours, pysdtw's CPU path and tslearn, same run.
 
 Cosine cost 1 - cos(q_i, e_j) on random clips (d = 128), gamma = 0.001:
-  bulk forward   every query x every exemplar, no gradient (pseudo-labelling);
-  fwd + bwd      the distance matrix of one batch of 96 clips and its gradient (training);
-  values         ours in float64 against tslearn's recursion on the same cost matrices;
-  1M pairs       1000 queries x 1000 exemplars at T = 16: time and peak memory.
+  bulk forward    every query x every exemplar, no gradient (pseudo-labelling), float32
+                  clips: ours runs its float32 inference sweep, pysdtw and tslearn
+                  recurse in float64;
+  (float64)       the same with float64 clips: every method recurses in float64;
+  fwd + bwd       the distance matrix of one batch of 96 clips and its gradient (training);
+  values          ours in float64 against tslearn's recursion on the same cost matrices,
+                  and ours on float32 clips against ours on the same clips in float64;
+  1M pairs        1000 queries x 1000 exemplars at T = 16: time and peak memory.
 The methods take turns in each of --rounds rounds, with a short pause before each run, so
 that load from other processes hits them alike; rates are medians over rounds, and a ratio
 is the median over rounds of the other method's time over ours in the same round. pysdtw
@@ -96,10 +100,12 @@ def throughput(length: int, args: argparse.Namespace) -> dict[str, dict[str, flo
     exemplars = torch.randn(args.exemplars, length, args.dim, generator=g)
     batch = torch.randn(args.batch, length, args.dim, generator=g)
     methods = contenders(args.gamma, args.chunk)
+    pairs = len(queries) * len(exemplars)
     tasks = {
-        "bulk forward": (
-            partial(bulk_forward, queries=queries, exemplars=exemplars),
-            len(queries) * len(exemplars),
+        "bulk forward": (partial(bulk_forward, queries=queries, exemplars=exemplars), pairs),
+        "bulk forward (float64)": (
+            partial(bulk_forward, queries=queries.double(), exemplars=exemplars.double()),
+            pairs,
         ),
         "fwd + bwd": (partial(forward_backward, batch=batch), len(batch) ** 2),
     }
@@ -121,6 +127,18 @@ def max_relative_error(length: int, dim: int, gamma: float, pairs: int) -> float
     costs = cosine_cost(queries, exemplars.expand(pairs, -1, -1)).numpy()
     theirs = np.array([TslearnSoftDTW(c, gamma=gamma).compute() for c in costs])
     return float(np.max(np.abs(ours.numpy() - theirs) / np.abs(theirs)))
+
+
+def float32_relative_error(length: int, dim: int, gamma: float, n_clips: int) -> float:
+    """Largest |float32 - float64| / |float64| of ours over n_clips x n_clips clip pairs: the
+    float32 inference sweep against the float64 recursion on the same clips."""
+    g = torch.Generator().manual_seed(3)
+    queries = torch.randn(n_clips, length, dim, generator=g)
+    exemplars = torch.randn(n_clips, length, dim, generator=g)
+    with torch.no_grad():
+        single = soft_dtw_cross(queries, exemplars, gamma).double()  # (n, n)
+        double = soft_dtw_cross(queries.double(), exemplars.double(), gamma)  # (n, n)
+    return float(((single - double).abs() / double.abs()).max())
 
 
 def cpu_name() -> str:
@@ -192,6 +210,8 @@ def main() -> None:
     for length in args.lengths:
         error = max_relative_error(length, args.dim, args.gamma, pairs=200)
         print(f"T = {length}: largest relative difference to tslearn (float64): {error:.1e}")
+        error = float32_relative_error(length, args.dim, args.gamma, n_clips=100)
+        print(f"T = {length}: largest relative difference float32 to float64 (ours): {error:.1e}")
     print(
         f"1,000,000 pairs at T = 16: {million_seconds:.2f} s "
         f"({1e6 / million_seconds:,.0f} pairs/s), peak memory growth {million_peak:.0f} MiB"

@@ -27,7 +27,9 @@ from pipeline.train.runtime import start_runtime
 from pipeline.train.schedule import warmup_cosine
 
 
-def measure(objective: torch.nn.Module, loader, schedule: ScheduleParams, epochs: int, runtime) -> dict[str, float]:
+def measure(
+    objective: torch.nn.Module, loader, schedule: ScheduleParams, epochs: int, runtime
+) -> dict[str, float]:
     """Mean clips/s and data-wait share over `epochs` timed epochs after one warm-up epoch."""
     trainable = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=schedule.lr)
@@ -39,14 +41,21 @@ def measure(objective: torch.nn.Module, loader, schedule: ScheduleParams, epochs
         for part in (loader.dataset, loader.sampler, loader.batch_sampler):
             if hasattr(part, "set_epoch"):
                 part.set_epoch(epoch)
-        metrics = train_one_epoch(objective, loader, optimizer, scheduler, scaler, runtime, 5.0, epoch)
+        metrics = train_one_epoch(
+            objective, loader, optimizer, scheduler, scaler, runtime, 5.0, epoch
+        )
         if epoch > 0:
             rows.append(metrics)
-    return {key: float(np.mean([r[key] for r in rows])) for key in ("clips_per_second", "data_wait_fraction")}
+    return {
+        key: float(np.mean([r[key] for r in rows]))
+        for key in ("clips_per_second", "data_wait_fraction")
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--frames", type=Path, default=Path("data/frames"))
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per objective")
     parser.add_argument("--videos", type=int, default=384, help="training videos per epoch")
@@ -62,28 +71,45 @@ def main() -> None:
 
     results = {}
     action = ClipDataset(store, ids, labels, params.clips.action, params.augment, seed=0)
-    loader = training_loader(action, runtime, args.workers, 0, batch_size=params.finetune.batch_size)
+    loader = training_loader(
+        action, runtime, args.workers, 0, batch_size=params.finetune.batch_size
+    )
     model = build_action_encoder(params.action_encoder, classes)
-    results["action encoder, cross-entropy"] = measure(ClassifyObjective(model), loader, params.finetune, args.epochs, runtime)
+    results["action encoder, cross-entropy"] = measure(
+        ClassifyObjective(model), loader, params.finetune, args.epochs, runtime
+    )
 
     alignability = build_alignability_model(params.alignability_encoder)
-    pairs = GlobalLocalDataset(store, ids, params.clips.alignability, params.augment, params.gitdl.local_span, seed=0)
+    pairs = GlobalLocalDataset(
+        store, ids, params.clips.alignability, params.augment, params.gitdl.local_span, seed=0
+    )
     loader = training_loader(pairs, runtime, args.workers, 0, batch_size=params.gitdl.batch_size)
     gitdl = GitdlObjective(alignability.encoder, params.gitdl)
-    results["alignability encoder, GITDL (clip pairs)"] = measure(gitdl, loader, params.gitdl, args.epochs, runtime)
+    results["alignability encoder, GITDL (clip pairs)"] = measure(
+        gitdl, loader, params.gitdl, args.epochs, runtime
+    )
 
     alignability.encoder.freeze_backbone()
     metric = params.metric_learning
     clips = ClipDataset(store, ids, labels, params.clips.alignability, params.augment, seed=0)
-    sampler = ClassBalancedBatchSampler(labels, metric.classes_per_batch, metric.clips_per_class, seed=0)
+    sampler = ClassBalancedBatchSampler(
+        labels, metric.classes_per_batch, metric.clips_per_class, seed=0
+    )
     loader = training_loader(clips, runtime, args.workers, 0, batch_sampler=sampler)
-    results["alignability encoder, metric learning"] = measure(MetricObjective(alignability, metric), loader, metric, args.epochs, runtime)
+    results["alignability encoder, metric learning"] = measure(
+        MetricObjective(alignability, metric), loader, metric, args.epochs, runtime
+    )
 
-    print(f"{torch.get_num_threads()} torch threads, {args.workers} loader workers, {len(ids)} videos per epoch")
+    print(
+        f"{torch.get_num_threads()} torch threads, {args.workers} loader workers, "
+        f"{len(ids)} videos per epoch"
+    )
     print("| objective | clips/s | waiting for data |")
     print("| --- | ---: | ---: |")
     for name, figures in results.items():
-        print(f"| {name} | {figures['clips_per_second']:.0f} | {figures['data_wait_fraction']:.1%} |")
+        print(
+            f"| {name} | {figures['clips_per_second']:.0f} | {figures['data_wait_fraction']:.1%} |"
+        )
 
 
 if __name__ == "__main__":

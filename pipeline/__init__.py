@@ -1,1 +1,2 @@
-"""FinePseudo: semi-supervised fine-grained action recognition with alignability-verified pseudo-labels."""
+"""FinePseudo: semi-supervised fine-grained action recognition with pseudo-labels refined by
+temporal alignability."""

@@ -1,9 +1,9 @@
 """The `finepseudo` command: what is not a pipeline stage.
 
-  finepseudo predict VIDEO...   top-k classes of new video files from a trained model
-  finepseudo preset FILE        write a preset such as presets/paper.yaml into params.yaml
-  finepseudo compare            the label-split comparison table from MLflow
-  finepseudo ui                 the Prefect and MLflow UIs on 127.0.0.1
+finepseudo predict VIDEO...   top-k classes of new video files from a trained model
+finepseudo preset FILE        write a preset such as presets/paper.yaml into params.yaml
+finepseudo compare            the label-split comparison table from MLflow
+finepseudo ui                 the Prefect and MLflow UIs on 127.0.0.1
 """
 
 import argparse
@@ -23,7 +23,9 @@ def _predict(args: argparse.Namespace) -> int:
         model = args.model or Path("models") / params.self_training.final_round / "action.pt"
         classifier = classifier_from_file(model)
     failed = 0
-    for prediction in predict_files(classifier, args.videos, params.extract, params.evaluate, args.top_k):
+    for prediction in predict_files(
+        classifier, args.videos, params.extract, params.evaluate, args.top_k
+    ):
         if prediction.error:
             failed += 1
             print(f"{prediction.path}: error: {prediction.error}", file=sys.stderr)
@@ -54,16 +56,26 @@ def _ui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="finepseudo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="finepseudo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    predict = commands.add_parser("predict", help="classify video files with a trained action encoder")
+    predict = commands.add_parser(
+        "predict", help="classify video files with a trained action encoder"
+    )
     predict.add_argument("videos", nargs="+", help="video files decord can read")
     source = predict.add_mutually_exclusive_group()
-    source.add_argument("--model", type=Path, help="model file (default: models/<final round>/action.pt)")
-    source.add_argument("--registry", help="registered MLflow model, e.g. models:/finepseudo-synthetic/3")
+    source.add_argument(
+        "--model", type=Path, help="model file (default: models/<final round>/action.pt)"
+    )
+    source.add_argument(
+        "--registry", help="registered MLflow model, e.g. models:/finepseudo-synthetic/3"
+    )
     predict.add_argument("--top-k", type=int, default=5, help="classes to print per video")
-    predict.add_argument("--params", type=Path, default=Path("params.yaml"), help="decoding and view settings")
+    predict.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="decoding and view settings"
+    )
     predict.set_defaults(handler=_predict)
 
     compare = commands.add_parser(
@@ -79,11 +91,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("comparison"), help="folder for the CSV, Markdown, PNG"
     )
     compare.add_argument(
-        "--where", action="append", default=[], metavar="KEY=VALUE",
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="keep runs whose param KEY is VALUE, e.g. metric_learning.distance=softdtw",
     )
     compare.add_argument(
-        "--by", action="append", default=[], metavar="KEY",
+        "--by",
+        action="append",
+        default=[],
+        metavar="KEY",
         help="a row per value of this param too, e.g. pseudo_label.strategy (ablations)",
     )
     compare.add_argument("--config", help="keep runs of this setting (finepseudo.config tag)")
@@ -98,9 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for both")
     ui.set_defaults(handler=_ui)
 
-    preset = commands.add_parser("preset", help="write a preset's values (e.g. presets/paper.yaml) into params.yaml")
+    preset = commands.add_parser(
+        "preset", help="write a preset's values (e.g. presets/paper.yaml) into params.yaml"
+    )
     preset.add_argument("preset", type=Path, help="partial params file")
-    preset.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file to update")
+    preset.add_argument(
+        "--params", type=Path, default=Path("params.yaml"), help="params file to update"
+    )
     preset.set_defaults(handler=_preset)
 
     return parser

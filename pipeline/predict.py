@@ -47,8 +47,14 @@ def classifier_from_registry(uri: str) -> Classifier:
 
     metadata = mlflow.models.get_model_info(uri).metadata or {}
     if "classes" not in metadata or "clip" not in metadata:
-        raise ValueError(f"{uri}: registered model lacks the classes/clip metadata FinePseudo writes")
-    return Classifier(mlflow.pytorch.load_model(uri), metadata["classes"], ClipParams.model_validate(metadata["clip"]))
+        raise ValueError(
+            f"{uri}: registered model lacks the classes/clip metadata FinePseudo writes"
+        )
+    return Classifier(
+        mlflow.pytorch.load_model(uri),
+        metadata["classes"],
+        ClipParams.model_validate(metadata["clip"]),
+    )
 
 
 @torch.no_grad()
@@ -60,7 +66,9 @@ def predict_files(
     top_k: int = 5,
 ) -> list[Prediction]:
     """Top-k classes of each file, averaged over evaluate.clips x evaluate.crops views."""
-    settings = DecodeSettings(short_side=extract.short_side, max_frames=extract.max_frames, min_frames=1)
+    settings = DecodeSettings(
+        short_side=extract.short_side, max_frames=extract.max_frames, min_frames=1
+    )
     clip, results = classifier.clip, []
     for path in paths:
         try:
@@ -70,7 +78,11 @@ def predict_files(
             continue
         windows = evenly_spaced_windows(len(frames), clip.frames, clip.stride, evaluate.clips)
         views = torch.cat([eval_views(frames[ids], clip.crop, evaluate.crops) for ids in windows])
-        probabilities = view_probabilities(classifier.model, views[None], torch.device("cpu"))[0].numpy()
+        probabilities = view_probabilities(classifier.model, views[None], torch.device("cpu"))[
+            0
+        ].numpy()
         order = np.argsort(-probabilities)[:top_k]
-        results.append(Prediction(str(path), [(classifier.classes[i], float(probabilities[i])) for i in order]))
+        results.append(
+            Prediction(str(path), [(classifier.classes[i], float(probabilities[i])) for i in order])
+        )
     return results

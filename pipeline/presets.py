@@ -23,7 +23,7 @@ def _overlay(target: CommentedMap, preset: dict) -> None:
 
 
 def apply_preset(params_path: str | Path, preset_path: str | Path) -> None:
-    """Write `preset_path`'s values into `params_path`; raise ParamsError if the result is invalid."""
+    """Write `preset_path`'s values into `params_path`; ParamsError if the result is invalid."""
     yaml = YAML()  # round-trip mode keeps comments and key order
     params = yaml.load(Path(params_path).read_text())
     preset = YAML(typ="safe").load(Path(preset_path).read_text()) or {}

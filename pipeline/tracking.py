@@ -93,7 +93,9 @@ def _experiment_id(client: MlflowClient, name: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_root(tracking_uri()) or None)
+        return client.create_experiment(
+            name, artifact_location=artifact_root(tracking_uri()) or None
+        )
     except mlflow.exceptions.MlflowException:
         # Another stage process created it between our lookup and our create.
         return client.get_experiment_by_name(name).experiment_id
@@ -191,7 +193,11 @@ def log_parent_metrics(params: Params, metrics: dict[str, float], step: int = 0)
 
 
 def register_action_encoder(
-    model: "torch.nn.Module", clip: dict[str, int], classes: list[str], metrics: dict[str, float], name: str
+    model: "torch.nn.Module",
+    clip: dict[str, int],
+    classes: list[str],
+    metrics: dict[str, float],
+    name: str,
 ) -> str:
     """Log the action encoder to the active run as an exported (pt2) MLflow model, register it
     under `name` with its class names and metrics, and return the new version.

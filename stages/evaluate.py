@@ -17,14 +17,18 @@ def main() -> None:
     parser.add_argument("--split", type=Path, required=True, help="label split (.parquet)")
     parser.add_argument("--models", type=Path, required=True, help="folder of every round's models")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics (.json)")
-    parser.add_argument("--predictions", type=Path, required=True, help="per-video predictions (.csv)")
+    parser.add_argument(
+        "--predictions", type=Path, required=True, help="per-video predictions (.csv)"
+    )
     parser.add_argument("--per-class", type=Path, required=True, help="per-class accuracy (.csv)")
     parser.add_argument("--confusion", type=Path, required=True, help="confusion matrix (.png)")
     args = parser.parse_args()
     params = load_params()
 
     final_round = params.self_training.final_round
-    with stage_run("evaluate", params, {"evaluate": params.evaluate.model_dump(), "final_round": final_round}):
+    with stage_run(
+        "evaluate", params, {"evaluate": params.evaluate.model_dump(), "final_round": final_round}
+    ):
         result = evaluate(
             frames=args.frames,
             split=args.split,
@@ -42,7 +46,11 @@ def main() -> None:
             mlflow.log_artifact(str(artifact), "evaluation")
         saved = result.model
         version = register_action_encoder(
-            saved.model, saved.clip.model_dump(), saved.classes, result.metrics, f"finepseudo-{params.dataset.name}"
+            saved.model,
+            saved.clip.model_dump(),
+            saved.classes,
+            result.metrics,
+            f"finepseudo-{params.dataset.name}",
         )
     print(f"{args.metrics}: {result.metrics} (registered as version {version})")
 

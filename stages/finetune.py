@@ -20,7 +20,10 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
 
-    logged = {"finetune": params.finetune.model_dump(), "action_encoder": params.action_encoder.model_dump()}
+    logged = {
+        "finetune": params.finetune.model_dump(),
+        "action_encoder": params.action_encoder.model_dump(),
+    }
     with stage_run("finetune", params, logged):
         finetune(
             frames=args.frames,

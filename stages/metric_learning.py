@@ -16,14 +16,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=Path, required=True, help="extract_frames output folder")
     parser.add_argument("--split", type=Path, required=True, help="label split (.parquet)")
-    parser.add_argument("--pretrained", type=Path, required=True, help="pretrain_gitdl's model (.pt)")
-    parser.add_argument("--out", type=Path, required=True, help="metric-learned alignability model (.pt)")
+    parser.add_argument(
+        "--pretrained", type=Path, required=True, help="pretrain_gitdl's model (.pt)"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="metric-learned alignability model (.pt)"
+    )
     parser.add_argument("--histogram", type=Path, required=True, help="score histogram (.png)")
     parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
     args = parser.parse_args()
     params = load_params()
 
-    with stage_run("metric_learning", params, {"metric_learning": params.metric_learning.model_dump()}):
+    with stage_run(
+        "metric_learning", params, {"metric_learning": params.metric_learning.model_dump()}
+    ):
         result = learn_alignability(
             frames=args.frames,
             split=args.split,

@@ -14,7 +14,9 @@ from pipeline.tracking import stage_run
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=Path, required=True, help="extract_frames output folder")
-    parser.add_argument("--out", type=Path, required=True, help="pretrained alignability model (.pt)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="pretrained alignability model (.pt)"
+    )
     parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
     args = parser.parse_args()
     params = load_params()

@@ -18,11 +18,15 @@ def main() -> None:
     parser.add_argument("--frames", type=Path, required=True, help="extract_frames output folder")
     parser.add_argument("--split", type=Path, required=True, help="label split (.parquet)")
     parser.add_argument("--models", type=Path, required=True, help="previous round's model folder")
-    parser.add_argument("--out", type=Path, required=True, help="this round's pseudo-labels (.parquet)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="this round's pseudo-labels (.parquet)"
+    )
     args = parser.parse_args()
     params = load_params()
 
-    with stage_run(f"pseudo_label@{args.round}", params, {"pseudo_label": params.pseudo_label.model_dump()}):
+    with stage_run(
+        f"pseudo_label@{args.round}", params, {"pseudo_label": params.pseudo_label.model_dump()}
+    ):
         table = pseudo_label(
             frames=args.frames,
             split=args.split,

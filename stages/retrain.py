@@ -16,14 +16,23 @@ def main() -> None:
     parser.add_argument("--round", required=True, help="this round's name, round_<r>")
     parser.add_argument("--frames", type=Path, required=True, help="extract_frames output folder")
     parser.add_argument("--split", type=Path, required=True, help="label split (.parquet)")
-    parser.add_argument("--pseudo-labels", type=Path, required=True, help="this round's pseudo-labels (.parquet)")
-    parser.add_argument("--previous", type=Path, required=True, help="previous round's model folder")
+    parser.add_argument(
+        "--pseudo-labels", type=Path, required=True, help="this round's pseudo-labels (.parquet)"
+    )
+    parser.add_argument(
+        "--previous", type=Path, required=True, help="previous round's model folder"
+    )
     parser.add_argument("--out", type=Path, required=True, help="this round's model folder")
-    parser.add_argument("--checkpoints", type=Path, required=True, help="resumption checkpoint folder")
+    parser.add_argument(
+        "--checkpoints", type=Path, required=True, help="resumption checkpoint folder"
+    )
     args = parser.parse_args()
     params = load_params()
 
-    logged = {"retrain": params.self_training.retrain.model_dump(), "retrain_alignability": params.self_training.retrain_alignability.model_dump()}
+    logged = {
+        "retrain": params.self_training.retrain.model_dump(),
+        "retrain_alignability": params.self_training.retrain_alignability.model_dump(),
+    }
     with stage_run(f"retrain@{args.round}", params, logged):
         result = retrain(
             frames=args.frames,

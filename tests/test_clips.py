@@ -33,7 +33,9 @@ def test_global_local_pairs_share_frames_at_matching_positions(num_frames):
         assert len(pair.global_ids) == len(pair.local_ids) == 16
         assert len(pair.timestamps) >= 1
         assert (pair.global_ids[pair.global_pos] == pair.local_ids[pair.local_pos]).all()
-        np.testing.assert_allclose(pair.timestamps, pair.global_ids[pair.global_pos] / max(num_frames - 1, 1))
+        np.testing.assert_allclose(
+            pair.timestamps, pair.global_ids[pair.global_pos] / max(num_frames - 1, 1)
+        )
         assert (np.diff(pair.global_ids) >= 0).all() and (np.diff(pair.local_ids) >= 0).all()
 
 
@@ -64,7 +66,9 @@ def test_train_view_crops_all_frames_alike_and_flips_only_when_allowed():
         assert pixels[..., :8].mean() < pixels[..., -8:].mean()
     flips = AugmentParams(scale=(1.0, 1.0), color_jitter=0.0, hflip=True)
     mirrored = [
-        (lambda p: p[..., :8].mean() > p[..., -8:].mean())(train_view(frames, 32, flips, np.random.default_rng(s)) * STD + MEAN)
+        (lambda p: p[..., :8].mean() > p[..., -8:].mean())(
+            train_view(frames, 32, flips, np.random.default_rng(s)) * STD + MEAN
+        )
         for s in range(40)
     ]
     assert 5 < sum(mirrored) < 35

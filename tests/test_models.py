@@ -17,7 +17,11 @@ def test_tiny_action_encoder_maps_clips_to_class_logits():
 
 
 def test_small_vtn_embeds_every_frame():
-    encoder = build_alignability_encoder(AlignabilityEncoderParams(backbone_widths=[8, 16], hidden=32, heads=4, embedding=16, projection=8)).eval()
+    encoder = build_alignability_encoder(
+        AlignabilityEncoderParams(
+            backbone_widths=[8, 16], hidden=32, heads=4, embedding=16, projection=8
+        )
+    ).eval()
     with torch.no_grad():
         embeddings = encoder(torch.randn(2, 3, 12, 48, 48))
         assert embeddings.shape == (2, 12, 16)
@@ -28,7 +32,9 @@ def test_small_vtn_embeds_every_frame():
 
 
 def test_frozen_backbone_stays_frozen_and_in_eval_mode():
-    encoder = build_alignability_encoder(AlignabilityEncoderParams(backbone_widths=[8], hidden=32, heads=4))
+    encoder = build_alignability_encoder(
+        AlignabilityEncoderParams(backbone_widths=[8], hidden=32, heads=4)
+    )
     encoder.freeze_backbone()
     encoder.train()
     assert not encoder.backbone.training and encoder.temporal.training
@@ -53,13 +59,22 @@ def test_local_weights_load_into_the_backbone_and_mismatches_name_the_file(tmp_p
     source = build_action_encoder(ActionEncoderParams(arch="r2plus1d_18"), num_classes=400)
     path = tmp_path / "r2plus1d_18.pth"
     torch.save(source.state_dict(), path)
-    target = build_action_encoder(ActionEncoderParams(arch="r2plus1d_18", weights=str(path)), num_classes=48)
+    target = build_action_encoder(
+        ActionEncoderParams(arch="r2plus1d_18", weights=str(path)), num_classes=48
+    )
     assert torch.equal(target.stem[0].weight, source.stem[0].weight)
     assert target.fc[-1].out_features == 48
 
     wrong = tmp_path / "resnet18.pth"
-    torch.save(build_alignability_encoder(AlignabilityEncoderParams(backbone="resnet18")).backbone.state_dict(), wrong)
+    torch.save(
+        build_alignability_encoder(
+            AlignabilityEncoderParams(backbone="resnet18")
+        ).backbone.state_dict(),
+        wrong,
+    )
     with pytest.raises(ValueError, match="resnet18.pth: does not fit"):
-        build_action_encoder(ActionEncoderParams(arch="r2plus1d_18", weights=str(wrong)), num_classes=48)
+        build_action_encoder(
+            ActionEncoderParams(arch="r2plus1d_18", weights=str(wrong)), num_classes=48
+        )
     with pytest.raises(ValueError, match="missing.pth: weights file not found"):
         load_backbone_weights(target, tmp_path / "missing.pth")

@@ -120,7 +120,7 @@ def test_no_hard_triplet_gives_a_connected_zero():
     assert torch.equal(d.grad, torch.zeros_like(d))
 
 
-def test_score_starts_at_one_half_and_its_loss_skips_the_diagonal():
+def test_score_starts_at_one_half_and_its_loss_weighs_both_kinds_of_pair_alike():
     d, labels = _batch()
     score = AlignabilityScore(hidden=4, distance_scale=2.0).double()
     assert torch.equal(score(d), torch.full_like(d, 0.5))
@@ -129,7 +129,7 @@ def test_score_starts_at_one_half_and_its_loss_skips_the_diagonal():
         score.phi[2].bias.fill_(0.1)
     logits = score.logits(d)
     w1, b1 = score.phi[0].weight[:, 0].tolist(), score.phi[0].bias.tolist()
-    expected = 0.0
+    positives, negatives = [], []
     for a in range(5):
         for b in range(5):
             if a == b:
@@ -138,10 +138,14 @@ def test_score_starts_at_one_half_and_its_loss_skips_the_diagonal():
             hidden = [max(0.0, w * x + c) for w, c in zip(w1, b1, strict=True)]
             logit = 0.1 + sum(v * h for v, h in zip([0.5, -1.0, 0.25, 2.0], hidden, strict=True))
             assert logits[a, b].item() == pytest.approx(logit)
-            target = 1.0 if labels[a] == labels[b] else 0.0
             p = 1 / (1 + math.exp(-logit))
-            expected -= target * math.log(p) + (1 - target) * math.log(1 - p)
-    assert score.loss(d, labels).item() == pytest.approx(expected / 20)
+            if labels[a] == labels[b]:
+                positives.append(-math.log(p))
+            else:
+                negatives.append(-math.log(1 - p))
+    expected = 0.5 * (sum(positives) / len(positives) + sum(negatives) / len(negatives))
+    assert positives and negatives and len(positives) != len(negatives)
+    assert score.loss(d, labels).item() == pytest.approx(expected)
     restored = AlignabilityScore(hidden=4).double()
     restored.load_state_dict(score.state_dict())
     assert torch.equal(restored(d), score(d))

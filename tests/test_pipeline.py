@@ -41,7 +41,9 @@ STAGES = [
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # threshold 0 accepts every pseudo-label, so retraining provably reads them
-    root = make_project(tmp_path_factory.mktemp("pipeline") / "project", {"pseudo_label": {"threshold": 0.0}})
+    root = make_project(
+        tmp_path_factory.mktemp("pipeline") / "project", {"pseudo_label": {"threshold": 0.0}}
+    )
     result = run(root, "dvc", "repro", check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return root
@@ -78,9 +80,15 @@ def test_model_files_rebuild_their_networks_from_weights_only_checkpoints(projec
     pretrained = load_checkpoint(project / "models/pretrained/alignability.pt")
     metric_learned = load_checkpoint(project / "models/round_0/alignability.pt")
     assert pretrained["config"]["kind"] == metric_learned["config"]["kind"] == "alignability_model"
-    changed = [k for k in pretrained["model"] if not torch.equal(pretrained["model"][k], metric_learned["model"][k])]
+    changed = [
+        k
+        for k in pretrained["model"]
+        if not torch.equal(pretrained["model"][k], metric_learned["model"][k])
+    ]
     assert any(k.startswith("encoder.temporal") for k in changed)
-    assert not any(k.startswith("encoder.backbone") and "running" not in k for k in changed)  # frozen
+    assert not any(
+        k.startswith("encoder.backbone") and "running" not in k for k in changed
+    )  # frozen
     assert not (project / "checkpoints/finetune.pt").exists()  # resumption files go when done
 
 
@@ -94,9 +102,17 @@ def test_round_tables_follow_the_schema_and_the_acceptance_rule(project):
         assert (table.accepted == (table.confidence >= 0.0)).all() and table.accepted.all()
         assert ((table.f_confidence > 0) & (table.f_confidence <= 1)).all()  # finepseudo used f
         assert table.true_label.notna().all() and table.true_label.between(0, 3).all()
-        np.testing.assert_array_equal(table.label, table.label_name.map(
-            {name: i for i, name in enumerate(json.loads((project / "data/splits/classes.json").read_text())["classes"])}
-        ))
+        np.testing.assert_array_equal(
+            table.label,
+            table.label_name.map(
+                {
+                    name: i
+                    for i, name in enumerate(
+                        json.loads((project / "data/splits/classes.json").read_text())["classes"]
+                    )
+                }
+            ),
+        )
 
 
 def test_mlflow_holds_the_parent_run_with_every_stage_and_the_registered_model(project):
@@ -108,10 +124,17 @@ def test_mlflow_holds_the_parent_run_with_every_stage_and_the_registered_model(p
     assert {"top1", "top5", "mean_class_accuracy"} <= set(parent.data.metrics)
     metrics = json.loads((project / "metrics/evaluate.json").read_text())
     assert parent.data.metrics["top1"] == pytest.approx(metrics["top1"])
-    children = {r.data.tags["stage"]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    children = {
+        r.data.tags["stage"]: r
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
     assert sorted(children) == sorted(STAGES)
     assert all(r.info.status == "FINISHED" for r in children.values())
-    assert "loss" in children["finetune"].data.metrics and "verification_ap" in children["metric_learning"].data.metrics
+    assert (
+        "loss" in children["finetune"].data.metrics
+        and "verification_ap" in children["metric_learning"].data.metrics
+    )
     retrain = children["retrain@round_1"].data.metrics
     assert {"action_loss", "alignability_loss"} <= set(retrain)
     assert retrain["training_clips"] == 24  # 12 labeled + 12 accepted pseudo-labels
@@ -119,14 +142,19 @@ def test_mlflow_holds_the_parent_run_with_every_stage_and_the_registered_model(p
 
     client = _client(project)
     (version,) = client.search_model_versions("name = 'finepseudo-synthetic'")
-    assert json.loads(version.tags["classes"]) == json.loads((project / "data/splits/classes.json").read_text())["classes"]
+    assert (
+        json.loads(version.tags["classes"])
+        == json.loads((project / "data/splits/classes.json").read_text())["classes"]
+    )
     assert float(version.tags["top1"]) == pytest.approx(metrics["top1"], abs=1e-5)
     mlflow.set_tracking_uri(environment(project)["MLFLOW_TRACKING_URI"])
     registered = mlflow.pytorch.load_model(f"models:/finepseudo-synthetic/{version.version}")
     saved = load_action_encoder(project / "models/round_2/action.pt")
     clips = torch.randn(5, 3, 4, 24, 24)
     with torch.no_grad():
-        torch.testing.assert_close(registered(clips), saved.model.eval()(clips), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            registered(clips), saved.model.eval()(clips), atol=1e-5, rtol=1e-4
+        )
 
 
 def test_evaluation_writes_metrics_predictions_per_class_table_and_confusion_plot(project):
@@ -156,7 +184,17 @@ def test_predict_classifies_good_files_and_reports_broken_ones(project, tmp_path
     video = next((project / "data/synthetic/rgb").glob("*.mp4"))
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00" * 100)
-    result = run(project, "finepseudo", "predict", str(video), str(broken), str(tmp_path / "missing.mp4"), "--top-k", "3", check=False)
+    result = run(
+        project,
+        "finepseudo",
+        "predict",
+        str(video),
+        str(broken),
+        str(tmp_path / "missing.mp4"),
+        "--top-k",
+        "3",
+        check=False,
+    )
     assert result.returncode == 1
     line = next(line for line in result.stdout.splitlines() if line.startswith(str(video)))
     probabilities = [float(p) for p in re.findall(r" (\d\.\d{3})", line)]
@@ -171,11 +209,17 @@ def test_a_stage_killed_mid_training_resumes_from_its_checkpoint(project):
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     checkpoint = project / "checkpoints/finetune.pt"
     process = subprocess.Popen(
-        ["dvc", "repro", "finetune"], cwd=project, env=environment(project),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        ["dvc", "repro", "finetune"],
+        cwd=project,
+        env=environment(project),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.time() + 300
-    while time.time() < deadline and not (checkpoint.exists() and load_checkpoint(checkpoint)["epoch"] >= 2):
+    while time.time() < deadline and not (
+        checkpoint.exists() and load_checkpoint(checkpoint)["epoch"] >= 2
+    ):
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -185,7 +229,9 @@ def test_a_stage_killed_mid_training_resumes_from_its_checkpoint(project):
     result = run(project, "dvc", "repro", "finetune")
     assert f"resuming from checkpoints/finetune.pt after epoch {killed_at}" in result.stdout
     assert not checkpoint.exists()
-    assert load_checkpoint(project / "models/round_0/action.pt")["metrics"]["lr"] == pytest.approx(0.0, abs=1e-9)
+    assert load_checkpoint(project / "models/round_0/action.pt")["metrics"]["lr"] == pytest.approx(
+        0.0, abs=1e-9
+    )
     finetune_runs = [r for r in _runs(project) if r.data.tags.get("stage") == "finetune"]
     statuses = sorted(r.info.status for r in finetune_runs)
     assert statuses == ["FINISHED", "FINISHED", "KILLED"]  # first repro, killed one, resumed one

@@ -1,5 +1,6 @@
 """softDTW: values against tslearn, gradients against finite differences and an autograd
-reference, numerical safety at gamma = 0.001, both implementations, band, cross distances."""
+reference, numerical safety at gamma = 0.001, both implementations, the float32 inference
+sweep against the float64 recursion, band, cross distances."""
 
 import math
 
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from tslearn.metrics import SoftDTW as TslearnSoftDTW
 from tslearn.metrics import soft_dtw as tslearn_soft_dtw
 
+from pipeline.align import softdtw_float32
 from pipeline.align.distance import pairwise_distance, soft_dtw_cross, typical_distance
 from pipeline.align.softdtw import soft_dtw
 
@@ -117,6 +119,63 @@ def test_float32_stays_finite_at_small_gamma(implementation):
     distances = soft_dtw_cross(clips, clips, gamma=0.001, implementation=implementation)
     distances.sum().backward()
     assert torch.isfinite(distances).all() and torch.isfinite(clips.grad).all()
+
+
+def _assert_float32_precision(values: torch.Tensor, expected: torch.Tensor, n: int, m: int):
+    # float32 rounds each of the n + m - 1 sums along a path: 1e-6 of the value, or of n + m
+    # costs of about 1 where the value is near 0 (it can be, for gamma = 1)
+    assert values.dtype == torch.float32 and torch.isfinite(values).all()
+    torch.testing.assert_close(values.double(), expected, rtol=1e-6, atol=1e-6 * (n + m))
+
+
+def test_float32_sweep_equals_float64_recursion():
+    shapes = [(8, 8, 0), (16, 16, 0), (32, 32, 0), (64, 64, 0), (7, 13, 0), (20, 9, 4), (64, 64, 3)]
+    for seed, (n, m, band) in enumerate(shapes):
+        # 70 pairs: one full group of lanes and one part-filled
+        cost = _cosine_cost(n, m, seed=seed, batch=70, dtype=torch.float32)
+        for gamma in (1.0, 0.1, 0.01, 0.001):
+            with torch.no_grad():
+                values = soft_dtw(cost.requires_grad_(True), gamma, band=band)
+            expected = soft_dtw(cost.detach().double(), gamma, band=band)
+            _assert_float32_precision(values, expected, n, m)
+            # the public path without a graph is the float32 sweep itself
+            grid = cost.detach().permute(1, 2, 0).unsqueeze(0)  # (1, N, M, B)
+            direct = softdtw_float32.forward(grid, gamma, band)[0]
+            torch.testing.assert_close(values, direct, rtol=0, atol=0)
+
+
+def test_float32_sweep_lanes_are_independent():
+    cost = _cosine_cost(12, 10, seed=20, batch=130, dtype=torch.float32)
+    together = soft_dtw(cost, 0.01)
+    for b in (0, 63, 64, 127, 129):
+        torch.testing.assert_close(soft_dtw(cost[b : b + 1], 0.01), together[b : b + 1])
+
+
+def test_float32_sweep_stays_finite_on_extreme_costs():
+    for t in (1, 16, 64):
+        tied = torch.zeros(3, t, t)  # identical clips: every path costs 0, all cells tie
+        opposite = torch.full((3, t, t), 2.0)  # cosine cost at its largest
+        for cost in (tied, opposite):
+            for gamma in (1.0, 0.001, 1e-40):
+                with torch.no_grad():
+                    values = soft_dtw(cost, gamma)
+                expected = soft_dtw(cost.double(), gamma)
+                _assert_float32_precision(values, expected, t, t)
+    # gamma so small that log2(e) / gamma is past float32's range: the hard DTW
+    cost = _cosine_cost(9, 11, seed=21, batch=2, dtype=torch.float32)
+    hard = torch.tensor([_hard_dtw(c.double().numpy()) for c in cost], dtype=torch.float64)
+    torch.testing.assert_close(soft_dtw(cost, 1e-40).double(), hard, rtol=1e-6, atol=0)
+
+
+def test_float32_cross_distances_at_small_gamma():
+    g = torch.Generator().manual_seed(22)
+    for t in (16, 32, 64):
+        queries = torch.randn(9, t, 32, generator=g)
+        exemplars = torch.cat([queries[:2], torch.randn(70, t, 32, generator=g)])  # with repeats
+        with torch.no_grad():
+            distances = soft_dtw_cross(queries, exemplars, gamma=0.001, block_pairs=300)
+        expected = soft_dtw_cross(queries.double(), exemplars.double(), gamma=0.001)
+        _assert_float32_precision(distances, expected, t, t)
 
 
 def test_tends_to_hard_dtw_as_gamma_falls():

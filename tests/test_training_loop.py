@@ -67,7 +67,15 @@ def test_resuming_continues_exactly_where_a_stopped_run_left_off(tmp_path):
         return {"unused": 0.0}
 
     with pytest.raises(Stop):
-        fit(objective, loader, half, runtime, tmp_path / "resumed" / "ckpt.pt", {"run": 1}, evaluate=stop_in_second_epoch)
+        fit(
+            objective,
+            loader,
+            half,
+            runtime,
+            tmp_path / "resumed" / "ckpt.pt",
+            {"run": 1},
+            evaluate=stop_in_second_epoch,
+        )
     assert load_checkpoint(tmp_path / "resumed" / "ckpt.pt")["epoch"] == 0  # epoch 1 never saved
     resumed, _ = _fit(tmp_path / "resumed", epochs=4)
     assert load_checkpoint(tmp_path / "resumed" / "ckpt.pt")["epoch"] == 3
@@ -86,7 +94,15 @@ def test_a_checkpoint_with_another_config_is_not_resumed(tmp_path):
 def test_checkpoints_load_with_weights_only_and_unreadable_ones_name_the_file(tmp_path):
     _fit(tmp_path, epochs=1)
     checkpoint = torch.load(tmp_path / "ckpt.pt", weights_only=True)
-    assert set(checkpoint) >= {"model", "optimizer", "scheduler", "scaler", "epoch", "best_metric", "config"}
+    assert set(checkpoint) >= {
+        "model",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "epoch",
+        "best_metric",
+        "config",
+    }
     (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="broken.pt: not a readable checkpoint"):
         load_checkpoint(tmp_path / "broken.pt")
@@ -100,16 +116,28 @@ def test_a_non_finite_loss_stops_training(tmp_path):
     runtime = start_runtime("cpu")
     loader = training_loader(_data(), runtime, workers=0, seed=0, batch_size=8)
     with pytest.raises(FloatingPointError, match="epoch 0, step 0: loss is inf"):
-        fit(Exploding(), loader, TrainParams(epochs=1, batch_size=8), runtime, tmp_path / "c.pt", {})
+        fit(
+            Exploding(), loader, TrainParams(epochs=1, batch_size=8), runtime, tmp_path / "c.pt", {}
+        )
 
 
 def _run_step(out: Path, kind: str, processes: int) -> list[dict]:
     env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
     launcher = [sys.executable]
     if processes > 1:
-        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
-    subprocess.run([*launcher, str(HERE / "ddp_step.py"), str(out), kind], check=True, env=env, timeout=300)
-    return [torch.load(out.with_name(f"{out.stem}-{r}.pt"), weights_only=True) for r in range(processes)]
+        launcher += [
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(processes),
+        ]
+    subprocess.run(
+        [*launcher, str(HERE / "ddp_step.py"), str(out), kind], check=True, env=env, timeout=300
+    )
+    return [
+        torch.load(out.with_name(f"{out.stem}-{r}.pt"), weights_only=True) for r in range(processes)
+    ]
 
 
 def test_two_ddp_processes_match_one_process_on_the_same_global_batch(tmp_path):

@@ -13,13 +13,30 @@ REPO = Path(__file__).resolve().parents[1]
 # Small enough for a whole pipeline in about a minute on two cores, big enough that every
 # stage has real work: 4 classes, 6 training clips each, clips of 4-8 frames at 24 pixels.
 TINY = {
-    "synthesize": {"classes": 4, "train_per_class": 6, "test_per_class": 2, "min_frames": 16, "max_frames": 20, "workers": 1},
+    "synthesize": {
+        "classes": 4,
+        "train_per_class": 6,
+        "test_per_class": 2,
+        "min_frames": 16,
+        "max_frames": 20,
+        "workers": 1,
+    },
     "extract": {"short_side": 32, "max_frames": 16, "min_frames": 8, "workers": 1},
     "splits": {"fractions": [0.5], "seeds": [0]},
     "run": {"method": "finepseudo", "fraction": 0.5, "seed": 0, "device": "cpu", "threads": 1},
     "action_encoder": {"widths": [4, 8]},
-    "alignability_encoder": {"backbone_widths": [4, 8], "layers": 1, "heads": 2, "hidden": 16, "embedding": 8, "projection": 8},
-    "clips": {"action": {"frames": 4, "stride": 3, "crop": 24}, "alignability": {"frames": 8, "stride": 2, "crop": 24}},
+    "alignability_encoder": {
+        "backbone_widths": [4, 8],
+        "layers": 1,
+        "heads": 2,
+        "hidden": 16,
+        "embedding": 8,
+        "projection": 8,
+    },
+    "clips": {
+        "action": {"frames": 4, "stride": 3, "crop": 24},
+        "alignability": {"frames": 8, "stride": 2, "crop": 24},
+    },
     "gitdl": {"epochs": 1, "batch_size": 8},
     "metric_learning": {"epochs": 2, "batch_size": 8, "warmup_epochs": 0},
     "finetune": {"epochs": 2, "batch_size": 4, "warmup_epochs": 0},
@@ -67,7 +84,17 @@ def make_project(root: Path, overrides: dict | None = None) -> Path:
     run(root, "dvc", "init", "-q")
     run(root, "dvc", "config", "core.analytics", "false")
     run(root, "git", "add", "-A")
-    run(root, "git", "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qm", "tiny project")
+    run(
+        root,
+        "git",
+        "-c",
+        "user.name=test",
+        "-c",
+        "user.email=test@example.org",
+        "commit",
+        "-qm",
+        "tiny project",
+    )
     return root
 
 
@@ -79,7 +106,15 @@ def environment(root: Path) -> dict[str, str]:
     }
 
 
-def run(root: Path, *command: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+def run(
+    root: Path, *command: str, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        command, cwd=root, env=environment(root), check=check, timeout=timeout, capture_output=True, text=True
+        command,
+        cwd=root,
+        env=environment(root),
+        check=check,
+        timeout=timeout,
+        capture_output=True,
+        text=True,
     )

@@ -90,7 +90,9 @@ def soft_dtw_grid(
         raise ValueError(f"the numba implementation runs on CPU tensors, got {cost.device}")
     kernel = _KERNELS[implementation]
     if not (torch.is_grad_enabled() and cost.requires_grad):
-        # no graph will be built, so skip the tables only the backward pass reads
+        # no graph will be built, so skip the tables only the backward pass reads; float32
+        # costs (embeddings at inference) take the vectorised float32 sweep, several times
+        # faster and as exact as their float32 result can hold
         if kernel is softdtw_numba and cost.dtype == torch.float32:
             return softdtw_float32.forward(cost, float(gamma), band)
         values, _ = kernel.forward(cost, float(gamma), band, keep_tables=False)

@@ -25,11 +25,15 @@ def normalize(clip: torch.Tensor) -> torch.Tensor:
 
 def _resize(clip: torch.Tensor, height: int, width: int) -> torch.Tensor:
     # (3, T, h, w) -> (3, T, height, width); frames are treated as a batch of images
-    resized = F.interpolate(clip.transpose(0, 1), size=(height, width), mode="bilinear", align_corners=False)
+    resized = F.interpolate(
+        clip.transpose(0, 1), size=(height, width), mode="bilinear", align_corners=False
+    )
     return resized.transpose(0, 1)
 
 
-def random_resized_crop(clip: torch.Tensor, size: int, scale: tuple[float, float], rng: np.random.Generator) -> torch.Tensor:
+def random_resized_crop(
+    clip: torch.Tensor, size: int, scale: tuple[float, float], rng: np.random.Generator
+) -> torch.Tensor:
     """A box of `scale` of the frame area and aspect ratio in [3/4, 4/3], resized to size x size."""
     _, _, height, width = clip.shape
     area = height * width * rng.uniform(*scale)
@@ -53,7 +57,9 @@ def color_jitter(clip: torch.Tensor, strength: float, rng: np.random.Generator) 
     return clip.clamp_(0.0, 1.0)
 
 
-def train_view(frames: np.ndarray, crop: int, augment: AugmentParams, rng: np.random.Generator) -> torch.Tensor:
+def train_view(
+    frames: np.ndarray, crop: int, augment: AugmentParams, rng: np.random.Generator
+) -> torch.Tensor:
     """One augmented, normalised training view: uint8 (T, H, W, 3) -> (3, T, crop, crop)."""
     clip = random_resized_crop(to_tensor(frames), crop, augment.scale, rng)
     clip = color_jitter(clip, augment.color_jitter, rng)

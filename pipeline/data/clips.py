@@ -15,7 +15,9 @@ def window(num_frames: int, frames: int, stride: int, start: int) -> np.ndarray:
     return np.minimum(start + stride * np.arange(frames), num_frames - 1)
 
 
-def random_window(num_frames: int, frames: int, stride: int, rng: np.random.Generator) -> np.ndarray:
+def random_window(
+    num_frames: int, frames: int, stride: int, rng: np.random.Generator
+) -> np.ndarray:
     """A training clip: the window starts anywhere it still fits (at 0 when nothing fits)."""
     last_start = max(num_frames - (frames - 1) * stride - 1, 0)
     return window(num_frames, frames, stride, int(rng.integers(0, last_start + 1)))
@@ -56,7 +58,9 @@ def global_local_pair(
     `local_span` of the video, always including the global frames that fall inside it, so
     the two clips share about that fraction of their frames however long the video is."""
     edges = np.linspace(0, num_frames, frames + 1).astype(int)
-    global_ids = np.array([rng.integers(a, max(b, a + 1)) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    global_ids = np.array(
+        [rng.integers(a, max(b, a + 1)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    )
     global_ids = np.minimum(global_ids, num_frames - 1)
     span = max(int(round(rng.uniform(*local_span) * num_frames)), 1)
     start = int(rng.integers(0, num_frames - span + 1))

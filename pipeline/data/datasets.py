@@ -98,7 +98,9 @@ class ViewsDataset(Dataset):
     central view that pseudo-labelling embeds once per video.
     """
 
-    def __init__(self, store: FrameStore, video_ids: list[str], clip: ClipParams, windows: int, crops: int) -> None:
+    def __init__(
+        self, store: FrameStore, video_ids: list[str], clip: ClipParams, windows: int, crops: int
+    ) -> None:
         self.store, self.video_ids = store, list(video_ids)
         self.clip, self.windows, self.crops = clip, windows, crops
 
@@ -107,6 +109,8 @@ class ViewsDataset(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         frames = self.store.frames(self.video_ids[index])
-        windows = evenly_spaced_windows(len(frames), self.clip.frames, self.clip.stride, self.windows)
+        windows = evenly_spaced_windows(
+            len(frames), self.clip.frames, self.clip.stride, self.windows
+        )
         views = [eval_views(frames[ids], self.clip.crop, self.crops) for ids in windows]
         return torch.cat(views)  # (windows * crops, 3, T, crop, crop)

@@ -11,7 +11,9 @@ from pipeline.atomic import atomic_output
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 25, crf: int = 18) -> None:
     """Write uint8 RGB frames (T, H, W, 3) to `path` with libx264 (yuv420p, even sides)."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"{path}: expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
+        raise ValueError(
+            f"{path}: expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}"
+        )
     _, height, width, _ = frames.shape
     if height % 2 or width % 2:
         raise ValueError(f"{path}: yuv420p needs even frame sides, got {height}x{width}")

@@ -24,7 +24,9 @@ def per_class_table(confusion: np.ndarray, classes: list[str]) -> pd.DataFrame:
     correct = np.diag(confusion)
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(support > 0, correct / np.maximum(support, 1), np.nan)
-    return pd.DataFrame({"class": classes, "clips": support, "correct": correct, "accuracy": accuracy})
+    return pd.DataFrame(
+        {"class": classes, "clips": support, "correct": correct, "accuracy": accuracy}
+    )
 
 
 def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:

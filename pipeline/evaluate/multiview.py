@@ -50,5 +50,8 @@ def predict_videos(
     dataset = ViewsDataset(store, video_ids, clip, windows, crops)
     videos_per_batch = max(batch_size // (windows * crops), 1)
     loader = DataLoader(dataset, batch_size=videos_per_batch, num_workers=workers)
-    chunks = [view_probabilities(model, views, device) for views in tqdm(loader, desc=description, leave=False)]
+    chunks = [
+        view_probabilities(model, views, device)
+        for views in tqdm(loader, desc=description, leave=False)
+    ]
     return torch.cat(chunks).numpy() if chunks else np.zeros((0, 0), dtype=np.float32)

@@ -33,12 +33,22 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: str | Path, 
     _save(figure, path)
 
 
-def plot_score_histograms(same_class: np.ndarray, different_class: np.ndarray, path: str | Path, title: str) -> None:
+def plot_score_histograms(
+    same_class: np.ndarray, different_class: np.ndarray, path: str | Path, title: str
+) -> None:
     """Alignability scores of same-class vs different-class pairs: the gap is what verifies."""
     figure, axis = plt.subplots(figsize=(6, 4))
     bins = np.linspace(0, 1, 41)
-    axis.hist(different_class, bins=bins, alpha=0.6, density=True, label=f"different class ({len(different_class)})")
-    axis.hist(same_class, bins=bins, alpha=0.6, density=True, label=f"same class ({len(same_class)})")
+    axis.hist(
+        different_class,
+        bins=bins,
+        alpha=0.6,
+        density=True,
+        label=f"different class ({len(different_class)})",
+    )
+    axis.hist(
+        same_class, bins=bins, alpha=0.6, density=True, label=f"same class ({len(same_class)})"
+    )
     axis.set_xlabel("alignability score")
     axis.set_ylabel("density")
     axis.set_title(title)

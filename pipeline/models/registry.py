@@ -10,7 +10,7 @@ from pipeline.objectives.score import AlignabilityScore
 
 
 def build_action_encoder(params: ActionEncoderParams, num_classes: int) -> nn.Module:
-    """The action encoder g for `num_classes` classes: clips (B, C, T, H, W) -> logits (B, classes)."""
+    """Action encoder g: clips (B, C, T, H, W) -> logits (B, num_classes)."""
     if params.arch == "r2plus1d_18":
         return r2plus1d_paper(num_classes, params.dropout, params.weights)
     return TinyR2Plus1D(num_classes, params.widths, params.dropout)

@@ -12,8 +12,8 @@ from typing import Any
 from torch import nn
 
 from pipeline.config import ActionEncoderParams, AlignabilityEncoderParams, ClipParams
-from pipeline.models.registry import build_action_encoder, build_alignability_model
 from pipeline.models.alignability import AlignabilityModel
+from pipeline.models.registry import build_action_encoder, build_alignability_model
 from pipeline.train.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -32,7 +32,9 @@ class SavedAlignabilityModel:
     clip: ClipParams
 
 
-def save_action_encoder(path: str | Path, saved: SavedActionEncoder, metrics: dict[str, float]) -> None:
+def save_action_encoder(
+    path: str | Path, saved: SavedActionEncoder, metrics: dict[str, float]
+) -> None:
     config = {
         "kind": "action_encoder",
         "encoder": saved.encoder.model_dump(mode="json"),
@@ -42,7 +44,9 @@ def save_action_encoder(path: str | Path, saved: SavedActionEncoder, metrics: di
     save_checkpoint(path, {"model": saved.model.state_dict(), "config": config, "metrics": metrics})
 
 
-def save_alignability_model(path: str | Path, saved: SavedAlignabilityModel, metrics: dict[str, float]) -> None:
+def save_alignability_model(
+    path: str | Path, saved: SavedAlignabilityModel, metrics: dict[str, float]
+) -> None:
     config = {
         "kind": "alignability_model",
         "encoder": saved.encoder.model_dump(mode="json"),
@@ -65,7 +69,9 @@ def load_action_encoder(path: str | Path) -> SavedActionEncoder:
     encoder = ActionEncoderParams.model_validate(config["encoder"] | {"weights": ""})
     model = build_action_encoder(encoder, len(config["classes"]))
     model.load_state_dict(checkpoint["model"])
-    return SavedActionEncoder(model, encoder, ClipParams.model_validate(config["clip"]), config["classes"])
+    return SavedActionEncoder(
+        model, encoder, ClipParams.model_validate(config["clip"]), config["classes"]
+    )
 
 
 def load_alignability_model(path: str | Path) -> SavedAlignabilityModel:

@@ -71,7 +71,12 @@ class AlignabilityEncoder(nn.Module):
         self.backbone = backbone
         self.input_map = nn.Linear(backbone.out_features, hidden)
         layer = nn.TransformerEncoderLayer(
-            hidden, heads, dim_feedforward=2 * hidden, dropout=dropout, batch_first=True, norm_first=True
+            hidden,
+            heads,
+            dim_feedforward=2 * hidden,
+            dropout=dropout,
+            batch_first=True,
+            norm_first=True,
         )
         # The nested-tensor fast path does not apply to pre-norm layers; say so to avoid a warning.
         self.temporal = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)

@@ -41,7 +41,13 @@ class AlignabilityScore(nn.Module):
 
     def loss(self, distances: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Binary cross-entropy of the pairs of a batch, distances (B, B) and labels (B,):
-        target 1 for same-class pairs, 0 otherwise; the pairs (a, a) are left out."""
+        target 1 for same-class pairs, 0 otherwise; the pairs (a, a) are left out.
+
+        Same-class and different-class pairs weigh half each, as in the paper's verification
+        pairs (one positive and one negative per anchor). A class-balanced batch of P classes
+        holds about P times more different-class pairs; unweighted, they would teach the score
+        that nothing aligns, and every class score would sit near zero.
+        """
         batch = labels.shape[0]
         if labels.dim() != 1 or distances.shape != (batch, batch):
             raise ValueError(
@@ -49,6 +55,12 @@ class AlignabilityScore(nn.Module):
                 f"{tuple(labels.shape)}"
             )
         off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=distances.device)  # (B, B)
-        same = (labels[:, None] == labels[None, :]).to(distances.dtype)  # (B, B)
+        same = labels[:, None] == labels[None, :]  # (B, B)
         logits = self.logits(distances)  # (B, B)
-        return F.binary_cross_entropy_with_logits(logits[off_diagonal], same[off_diagonal])
+        losses = F.binary_cross_entropy_with_logits(logits, same.to(logits.dtype), reduction="none")
+        halves = [
+            losses[off_diagonal & kind].mean()
+            for kind in (same, ~same)
+            if (off_diagonal & kind).any()
+        ]
+        return torch.stack(halves).mean()

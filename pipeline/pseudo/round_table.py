@@ -33,7 +33,9 @@ TRAINING_COLUMNS = ["video_id", "label", "accepted"]
 def write_round_table(table: pd.DataFrame, path: str | Path) -> None:
     """Write a round's table atomically, refusing one with missing or extra columns."""
     if list(table.columns) != COLUMNS:
-        raise ValueError(f"{path}: pseudo-label table columns must be {COLUMNS}, got {list(table.columns)}")
+        raise ValueError(
+            f"{path}: pseudo-label table columns must be {COLUMNS}, got {list(table.columns)}"
+        )
     with atomic_output(path) as tmp:
         table.to_parquet(tmp, index=False)
 
@@ -57,10 +59,16 @@ def round_statistics(table: pd.DataFrame) -> dict[str, float]:
         truth = table["true_label"]
         accepted_known = accepted["true_label"].notna()
         if accepted_known.any():
-            right = accepted.loc[accepted_known, "label"] == accepted.loc[accepted_known, "true_label"]
+            right = (
+                accepted.loc[accepted_known, "label"] == accepted.loc[accepted_known, "true_label"]
+            )
             stats["pseudo_label_accuracy"] = float(right.mean())
         stats["g_accuracy_unlabeled"] = float((table.loc[known, "g_label"] == truth[known]).mean())
         if (table["f_label"] >= 0).any():
-            stats["f_accuracy_unlabeled"] = float((table.loc[known, "f_label"] == truth[known]).mean())
-        stats["combined_accuracy_unlabeled"] = float((table.loc[known, "label"] == truth[known]).mean())
+            stats["f_accuracy_unlabeled"] = float(
+                (table.loc[known, "f_label"] == truth[known]).mean()
+            )
+        stats["combined_accuracy_unlabeled"] = float(
+            (table.loc[known, "label"] == truth[known]).mean()
+        )
     return stats

@@ -38,8 +38,8 @@ def evaluate(
     settings: EvaluateParams,
     run: RunParams,
 ) -> Evaluation:
-    """Score the action encoder saved at `model` on the split's evaluation clips and write the
-    metrics (JSON), per-video predictions and per-class table (CSV) and the confusion matrix (PNG)."""
+    """Score the action encoder saved at `model` on the split's evaluation clips; write the
+    metrics (JSON), per-video predictions and per-class table (CSV), confusion matrix (PNG)."""
     runtime = start_runtime(run.device, run.threads)
     store = FrameStore(frames)
     saved = load_action_encoder(model)
@@ -77,5 +77,10 @@ def evaluate(
         table.to_csv(tmp, index=False)
     with atomic_output(per_class_out) as tmp:
         per_class_table(confusion, saved.classes).to_csv(tmp, index=False)
-    plot_confusion(confusion, saved.classes, confusion_out, f"top-1 {metrics['top1']:.1%} ({len(labels)} clips)")
+    plot_confusion(
+        confusion,
+        saved.classes,
+        confusion_out,
+        f"top-1 {metrics['top1']:.1%} ({len(labels)} clips)",
+    )
     return Evaluation(metrics, saved, Path(confusion_out))

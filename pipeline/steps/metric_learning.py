@@ -7,13 +7,17 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.align.distance import typical_distance
-from pipeline.config import AugmentParams, ClipParams, EvaluateParams, MetricParams, RunParams
+from pipeline.config import AugmentParams, EvaluateParams, MetricParams, RunParams
 from pipeline.data.frames import FrameStore
 from pipeline.data.splits import evaluation_set, load_split
 from pipeline.evaluate.embedding import embed_videos
 from pipeline.evaluate.verification import Verification, verify_pairs
+from pipeline.models.saved import (
+    SavedAlignabilityModel,
+    load_alignability_model,
+    save_alignability_model,
+)
 from pipeline.objectives.score import AlignabilityScore
-from pipeline.models.saved import SavedAlignabilityModel, load_alignability_model, save_alignability_model
 from pipeline.steps.fingerprint import fingerprint
 from pipeline.train.metric import train_metric
 from pipeline.train.runtime import Runtime, start_runtime, stop_runtime
@@ -41,9 +45,17 @@ def verifier(
 
     def verify() -> Verification:
         embeddings = embed_videos(
-            saved.model, store, clips.video_id.tolist(), saved.clip, evaluation.batch_size, runtime.device, workers
+            saved.model,
+            store,
+            clips.video_id.tolist(),
+            saved.clip,
+            evaluation.batch_size,
+            runtime.device,
+            workers,
         )
-        return verify_pairs(saved.model, embeddings, labels, metric.distance, metric.gamma, metric.band)
+        return verify_pairs(
+            saved.model, embeddings, labels, metric.distance, metric.gamma, metric.band
+        )
 
     return verify
 
@@ -60,18 +72,23 @@ def learn_alignability(
     evaluation: EvaluateParams,
     run: RunParams,
 ) -> MetricLearning:
-    """Metric-learn the pretrained alignability model on the split's labeled clips; write it to `out`."""
+    """Metric-learn the pretrained alignability model on the labeled clips; write it to `out`."""
     runtime = start_runtime(run.device, run.threads)
     store = FrameStore(frames)
     labeled = load_split(split).labeled
     saved = load_alignability_model(pretrained)
     # The score head starts afresh, scaled to the distance it will read.
-    saved.model.score = AlignabilityScore(distance_scale=typical_distance(metric.distance, saved.clip.frames))
+    saved.model.score = AlignabilityScore(
+        distance_scale=typical_distance(metric.distance, saved.clip.frames)
+    )
     verify = verifier(saved, store, split, metric, evaluation, runtime, run.workers)
 
     def evaluate() -> dict[str, float]:
         result = verify()
-        return {"verification_ap": result.average_precision, "distance_ap": result.distance_average_precision}
+        return {
+            "verification_ap": result.average_precision,
+            "distance_ap": result.distance_average_precision,
+        }
 
     config = {
         "metric": metric.model_dump(mode="json"),

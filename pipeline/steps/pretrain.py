@@ -5,7 +5,13 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config import AlignabilityEncoderParams, AugmentParams, ClipParams, GitdlParams, RunParams
+from pipeline.config import (
+    AlignabilityEncoderParams,
+    AugmentParams,
+    ClipParams,
+    GitdlParams,
+    RunParams,
+)
 from pipeline.data.frames import FrameStore
 from pipeline.models.registry import build_alignability_model
 from pipeline.models.saved import SavedAlignabilityModel, save_alignability_model
@@ -42,7 +48,16 @@ def pretrain(
             "inputs": fingerprint(Path(frames) / "manifest.parquet"),
         }
         metrics = train_gitdl(
-            saved.model.encoder, store, train_ids, clip, augment, gitdl, runtime, checkpoint, config, run.workers
+            saved.model.encoder,
+            store,
+            train_ids,
+            clip,
+            augment,
+            gitdl,
+            runtime,
+            checkpoint,
+            config,
+            run.workers,
         )
     if runtime.is_main:
         save_alignability_model(out, saved, metrics)

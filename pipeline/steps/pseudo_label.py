@@ -33,7 +33,9 @@ def _true_labels(store: FrameStore, split: LabelSplit, video_ids: list[str]) -> 
     """Model class index the dataset annotates for each clip: -1 for a novel class, NaN unknown."""
     model_label = {dataset: i for i, dataset in enumerate(split.dataset_labels)}
     annotated = store.manifest.set_index("video_id").loc[video_ids, "label"]
-    return np.array([model_label.get(int(a), -1) if pd.notna(a) and a >= 0 else np.nan for a in annotated])
+    return np.array(
+        [model_label.get(int(a), -1) if pd.notna(a) and a >= 0 else np.nan for a in annotated]
+    )
 
 
 def _action_probabilities(
@@ -80,15 +82,27 @@ def _nonparametric(
     the non-parametric prediction p_f = softmax(S / tau) (N, C)."""
     saved = load_alignability_model(alignability_model)
     labeled = label_split.labeled
-    exemplars = labeled.iloc[select_exemplars(labeled.label.to_numpy(), settings.exemplars_per_class, rng)]
+    exemplars = labeled.iloc[
+        select_exemplars(labeled.label.to_numpy(), settings.exemplars_per_class, rng)
+    ]
 
     def embed(ids: list[str], what: str) -> torch.Tensor:
-        return embed_videos(saved.model, store, ids, saved.clip, settings.batch_size, runtime.device, description=what)
+        return embed_videos(
+            saved.model,
+            store,
+            ids,
+            saved.clip,
+            settings.batch_size,
+            runtime.device,
+            description=what,
+        )
 
     unlabeled = embed(video_ids, "alignability encoder, unlabeled")  # (N, T, d)
     exemplar = embed(exemplars.video_id.tolist(), "alignability encoder, exemplars")  # (E, T, d)
     with torch.no_grad():
-        distances = pairwise_distance(unlabeled, exemplar, metric.distance, metric.gamma, metric.band)  # (N, E)
+        distances = pairwise_distance(
+            unlabeled, exemplar, metric.distance, metric.gamma, metric.band
+        )  # (N, E)
         pair_scores = saved.model.score(distances)  # (N, E)
     exemplar_labels = torch.tensor(exemplars.label.to_numpy(), dtype=torch.long)
     scores = class_scores(pair_scores, exemplar_labels, len(label_split.classes))
@@ -127,11 +141,17 @@ def pseudo_label(
         passes = []
         for index in range(settings.dropout_passes):
             torch.manual_seed(index)
-            passes.append(_action_probabilities(action, store, video_ids, runtime, settings.batch_size, True))
+            passes.append(
+                _action_probabilities(action, store, video_ids, runtime, settings.batch_size, True)
+            )
         uncertainty = _uncertainty(passes)
 
     if strategy is None:  # supervised: the round records predictions and accepts nothing
-        label, confidence, accepted = p_g.argmax(1), p_g.max(1), np.zeros(len(video_ids), dtype=bool)
+        label, confidence, accepted = (
+            p_g.argmax(1),
+            p_g.max(1),
+            np.zeros(len(video_ids), dtype=bool),
+        )
     else:
         decision = decide(
             strategy,

@@ -51,15 +51,33 @@ def retrain(
     """Read `previous`/{action,alignability}.pt, retrain, write `out`/{action,alignability}.pt."""
     runtime = start_runtime(run.device, run.threads)
     store = FrameStore(frames)
-    training = pd.concat([load_split(split).labeled, accepted_pseudo_labels(pseudo_labels)], ignore_index=True)
+    training = pd.concat(
+        [load_split(split).labeled, accepted_pseudo_labels(pseudo_labels)], ignore_index=True
+    )
     ids, labels = training.video_id.tolist(), training.label.astype(int).tolist()
-    inputs = fingerprint(Path(frames) / "manifest.parquet", split, pseudo_labels, previous / "action.pt")
+    inputs = fingerprint(
+        Path(frames) / "manifest.parquet", split, pseudo_labels, previous / "action.pt"
+    )
 
     action = load_action_encoder(previous / "action.pt")
-    action_config = {"train": action_train.model_dump(mode="json"), "augment": augment.model_dump(mode="json"), "inputs": inputs}
+    action_config = {
+        "train": action_train.model_dump(mode="json"),
+        "augment": augment.model_dump(mode="json"),
+        "inputs": inputs,
+    }
     action_metrics = train_classifier(
-        action.model, store, ids, labels, action.clip, augment, action_train, runtime,
-        checkpoints / "action.pt", action_config, workers=run.workers, log_prefix="action_",
+        action.model,
+        store,
+        ids,
+        labels,
+        action.clip,
+        augment,
+        action_train,
+        runtime,
+        checkpoints / "action.pt",
+        action_config,
+        workers=run.workers,
+        log_prefix="action_",
     )
 
     alignability = load_alignability_model(previous / "alignability.pt")
@@ -71,8 +89,18 @@ def retrain(
             "inputs": inputs,
         }
         alignability_metrics = train_metric(
-            alignability.model, store, ids, labels, alignability.clip, augment, metric, alignability_train,
-            runtime, checkpoints / "alignability.pt", alignability_config, workers=run.workers,
+            alignability.model,
+            store,
+            ids,
+            labels,
+            alignability.clip,
+            augment,
+            metric,
+            alignability_train,
+            runtime,
+            checkpoints / "alignability.pt",
+            alignability_config,
+            workers=run.workers,
             log_prefix="alignability_",
         )
     if runtime.is_main:

@@ -49,4 +49,12 @@ def train_classifier(
     """Train `model` in place on (video, label) pairs; returns the last epoch's metrics."""
     dataset = ClipDataset(store, video_ids, labels, clip, augment, seed=train.seed)
     loader = training_loader(dataset, runtime, workers, train.seed, batch_size=train.batch_size)
-    return fit(ClassifyObjective(model), loader, train, runtime, checkpoint_path, config, log_prefix=log_prefix)
+    return fit(
+        ClassifyObjective(model),
+        loader,
+        train,
+        runtime,
+        checkpoint_path,
+        config,
+        log_prefix=log_prefix,
+    )

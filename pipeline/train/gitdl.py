@@ -31,7 +31,9 @@ class GitdlObjective(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         # One pass over both views keeps BatchNorm statistics common to them.
         clips = torch.cat([batch["global"], batch["local"]])  # (2B, 3, T, H, W)
-        z_global, z_local = self.encoder.project(self.encoder(clips)).float().chunk(2)  # (B, T, p) each
+        z_global, z_local = (
+            self.encoder.project(self.encoder(clips)).float().chunk(2)
+        )  # (B, T, p) each
         loss = gitdl_loss(
             _shared(z_global, batch["global_pos"]),
             _shared(z_local, batch["local_pos"]),
@@ -56,7 +58,7 @@ def train_gitdl(
     config: dict[str, Any],
     workers: int = 0,
 ) -> dict[str, float]:
-    """Pretrain `encoder` in place on `video_ids`, labels unused; returns the last epoch's metrics."""
+    """Pretrain `encoder` in place on `video_ids`, labels unused; returns the last metrics."""
     dataset = GlobalLocalDataset(store, video_ids, clip, augment, gitdl.local_span, seed=gitdl.seed)
     loader = training_loader(dataset, runtime, workers, gitdl.seed, batch_size=gitdl.batch_size)
     return fit(GitdlObjective(encoder, gitdl), loader, gitdl, runtime, checkpoint_path, config)

@@ -16,7 +16,11 @@ def training_loader(
     """Either `batch_size` with shuffling (sharded across DDP processes, seeded per epoch) or a
     `batch_sampler` that already knows about ranks. Incomplete last batches are dropped so
     BatchNorm never sees a batch of one."""
-    options = {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": runtime.device.type == "cuda"}
+    options = {
+        "num_workers": workers,
+        "persistent_workers": workers > 0,
+        "pin_memory": runtime.device.type == "cuda",
+    }
     if batch_sampler is not None:
         return DataLoader(dataset, batch_sampler=batch_sampler, **options)
     # DistributedSampler reshuffles by (seed, epoch) through set_epoch, also for one process,
@@ -24,4 +28,6 @@ def training_loader(
     sampler = DistributedSampler(dataset, runtime.world_size, runtime.rank, shuffle=True, seed=seed)
     per_process = max(batch_size // runtime.world_size, 1)
     drop_last = len(dataset) > per_process * runtime.world_size
-    return DataLoader(dataset, batch_size=per_process, sampler=sampler, drop_last=drop_last, **options)
+    return DataLoader(
+        dataset, batch_size=per_process, sampler=sampler, drop_last=drop_last, **options
+    )

@@ -61,7 +61,9 @@ def train_one_epoch(
             outputs = objective(batch)
         loss = outputs["loss"]
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"epoch {epoch}, step {steps}: loss is {loss.item()}; stopping")
+            raise FloatingPointError(
+                f"epoch {epoch}, step {steps}: loss is {loss.item()}; stopping"
+            )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if grad_clip > 0:
@@ -73,7 +75,9 @@ def train_one_epoch(
         for name, value in outputs.items():
             totals[name] += float(value.detach())
         steps += 1
-        clips += len(batch[0]) if isinstance(batch, list | tuple) else len(next(iter(batch.values())))
+        clips += (
+            len(batch[0]) if isinstance(batch, list | tuple) else len(next(iter(batch.values())))
+        )
         bar.set_postfix(loss=f"{loss.item():.4f}")
         ready = time.perf_counter()
     elapsed = time.perf_counter() - started
@@ -118,7 +122,9 @@ def fit(
     trainable = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=train.lr, weight_decay=train.weight_decay)
     steps_per_epoch = len(loader)
-    scheduler = warmup_cosine(optimizer, train.warmup_epochs * steps_per_epoch, train.epochs * steps_per_epoch)
+    scheduler = warmup_cosine(
+        optimizer, train.warmup_epochs * steps_per_epoch, train.epochs * steps_per_epoch
+    )
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp)
     objective.to(runtime.device)
     start_epoch, best, metrics = 0, None, {}
@@ -137,7 +143,9 @@ def fit(
     for epoch in range(start_epoch, train.epochs):
         torch.manual_seed(train.seed * 100_003 + epoch)  # dropout and the like replay on resume
         _set_epoch(loader, epoch)
-        metrics = train_one_epoch(model, loader, optimizer, scheduler, scaler, runtime, train.grad_clip, epoch)
+        metrics = train_one_epoch(
+            model, loader, optimizer, scheduler, scaler, runtime, train.grad_clip, epoch
+        )
         if not runtime.is_main:
             continue
         if evaluate is not None:

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.config import AugmentParams, ClipParams, MetricParams, ScheduleParams
 from pipeline.align.distance import pairwise_distance
+from pipeline.config import AugmentParams, ClipParams, MetricParams, ScheduleParams
 from pipeline.data.datasets import ClipDataset
 from pipeline.data.frames import FrameStore
 from pipeline.models.alignability import AlignabilityModel
@@ -80,4 +80,13 @@ def train_metric(
     )
     loader = training_loader(dataset, runtime, workers, train.seed, batch_sampler=sampler)
     objective = MetricObjective(model, metric)
-    return fit(objective, loader, train, runtime, checkpoint_path, config, evaluate=evaluate, log_prefix=log_prefix)
+    return fit(
+        objective,
+        loader,
+        train,
+        runtime,
+        checkpoint_path,
+        config,
+        evaluate=evaluate,
+        log_prefix=log_prefix,
+    )

@@ -39,7 +39,9 @@ def start_runtime(device: str = "auto", threads: int = 0) -> Runtime:
     if threads:
         torch.set_num_threads(threads)
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("run.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+        raise RuntimeError(
+            "run.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'"
+        )
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
