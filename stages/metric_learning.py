@@ -41,6 +41,7 @@ def main() -> None:
             evaluation=params.evaluate,
             run=params.run,
         )
+        mlflow.log_metric("score_fit_loss", result.metrics["score_fit_loss"])
         verification = result.verification
         plot_score_histograms(
             verification.same_class_scores,

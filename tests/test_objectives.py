@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from pipeline.objectives.gitdl import gitdl_loss
 from pipeline.objectives.metric import alignability_metric_loss
-from pipeline.objectives.score import AlignabilityScore
+from pipeline.objectives.score import AlignabilityScore, fit_score
 from pipeline.objectives.triplet import alignability_triplet_loss, hard_triplets
 from pipeline.train.balanced_sampler import ClassBalancedBatchSampler
 
@@ -80,6 +80,21 @@ def test_gitdl_weights_spare_near_frames_and_need_a_frame():
 
 
 # ============ triplets and score ============
+
+
+def test_fit_score_separates_the_pairs_at_their_own_scale():
+    # distances a thousand times below the scale the head was built for: trained for a few
+    # steps it would stay flat; fitted, it tells same-class pairs from the others
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    same = labels[:, None] == labels[None, :]
+    distances = torch.where(same, 0.001, 0.004) + 0.0005 * torch.rand(6, 6)
+    score = AlignabilityScore(distance_scale=16.0)
+    loss = fit_score(score, distances, labels)
+    off_diagonal = ~torch.eye(6, dtype=torch.bool)
+    assert score.distance_scale.item() == pytest.approx(distances[off_diagonal].mean().item())
+    scores = score(distances)
+    assert scores[same & off_diagonal].min() > 0.9 and scores[~same].max() < 0.1
+    assert loss < 0.1
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:

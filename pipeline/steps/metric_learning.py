@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from pipeline.align.distance import typical_distance
+from pipeline.align.distance import pairwise_distance, typical_distance
 from pipeline.config import AugmentParams, EvaluateParams, MetricParams, RunParams
 from pipeline.data.frames import FrameStore
 from pipeline.data.splits import evaluation_set, load_split
@@ -17,7 +18,7 @@ from pipeline.models.saved import (
     load_alignability_model,
     save_alignability_model,
 )
-from pipeline.objectives.score import AlignabilityScore
+from pipeline.objectives.score import AlignabilityScore, fit_score
 from pipeline.steps.fingerprint import fingerprint
 from pipeline.train.metric import train_metric
 from pipeline.train.runtime import Runtime, start_runtime, stop_runtime
@@ -58,6 +59,41 @@ def verifier(
         )
 
     return verify
+
+
+def calibrate_score(
+    saved: SavedAlignabilityModel,
+    store: FrameStore,
+    video_ids: list[str],
+    labels: list[int],
+    metric: MetricParams,
+    batch_size: int,
+    runtime: Runtime,
+    workers: int,
+    max_clips: int = 1000,
+) -> float:
+    """Fit the score head to the trained encoder's distances between labeled clips (why:
+    pipeline.objectives.score); at most `max_clips` of them, drawn with the metric's seed, so
+    the pairs stay within memory on large datasets. Returns the fit's final loss."""
+    if len(video_ids) > max_clips:
+        chosen = np.random.default_rng(metric.seed).choice(len(video_ids), max_clips, replace=False)
+        video_ids = [video_ids[i] for i in chosen]
+        labels = [labels[i] for i in chosen]
+    embeddings = embed_videos(
+        saved.model,
+        store,
+        video_ids,
+        saved.clip,
+        batch_size,
+        runtime.device,
+        workers,
+        description="fitting the alignability score",
+    )  # (B, T, d)
+    distances = pairwise_distance(
+        embeddings, embeddings, metric.distance, metric.gamma, metric.band
+    )  # (B, B)
+    device = saved.model.score.distance_scale.device
+    return fit_score(saved.model.score, distances.to(device), torch.tensor(labels, device=device))
 
 
 def learn_alignability(
@@ -109,6 +145,16 @@ def learn_alignability(
         config,
         evaluate=evaluate if runtime.is_main else None,
         workers=run.workers,
+    )
+    metrics["score_fit_loss"] = calibrate_score(
+        saved,
+        store,
+        labeled.video_id.tolist(),
+        labeled.label.astype(int).tolist(),
+        metric,
+        evaluation.batch_size,
+        runtime,
+        run.workers,
     )
     result = MetricLearning(metrics, verify())
     if runtime.is_main:

@@ -21,6 +21,7 @@ from pipeline.models.saved import (
 )
 from pipeline.pseudo.round_table import accepted_pseudo_labels
 from pipeline.steps.fingerprint import fingerprint
+from pipeline.steps.metric_learning import calibrate_score
 from pipeline.train.classify import train_classifier
 from pipeline.train.metric import train_metric
 from pipeline.train.runtime import start_runtime, stop_runtime
@@ -51,9 +52,8 @@ def retrain(
     """Read `previous`/{action,alignability}.pt, retrain, write `out`/{action,alignability}.pt."""
     runtime = start_runtime(run.device, run.threads)
     store = FrameStore(frames)
-    training = pd.concat(
-        [load_split(split).labeled, accepted_pseudo_labels(pseudo_labels)], ignore_index=True
-    )
+    labeled = load_split(split).labeled
+    training = pd.concat([labeled, accepted_pseudo_labels(pseudo_labels)], ignore_index=True)
     ids, labels = training.video_id.tolist(), training.label.astype(int).tolist()
     inputs = fingerprint(
         Path(frames) / "manifest.parquet", split, pseudo_labels, previous / "action.pt"
@@ -102,6 +102,17 @@ def retrain(
             alignability_config,
             workers=run.workers,
             log_prefix="alignability_",
+        )
+        # the score head follows the retrained encoder, fitted on true labels only
+        alignability_metrics["score_fit_loss"] = calibrate_score(
+            alignability,
+            store,
+            labeled.video_id.tolist(),
+            labeled.label.astype(int).tolist(),
+            metric,
+            action_train.batch_size,
+            runtime,
+            run.workers,
         )
     if runtime.is_main:
         save_action_encoder(out / "action.pt", action, action_metrics)
