@@ -126,10 +126,10 @@ class Comparison:
         plt.close(figure)
 
     def save(self, folder: Path) -> list[Path]:
-        """Write accuracy.csv, pseudo_labels.csv, comparison.md and top1_vs_fraction.png."""
+        """Write label_splits.csv, pseudo_labels.csv, comparison.md and top1_vs_fraction.png."""
         folder.mkdir(parents=True, exist_ok=True)
         for name, table in (
-            ("accuracy.csv", self.accuracy),
+            ("label_splits.csv", self.accuracy),
             ("pseudo_labels.csv", self.pseudo_labels),
         ):
             with atomic_output(folder / name) as tmp:
@@ -140,7 +140,7 @@ class Comparison:
         return [
             folder / name
             for name in (
-                "accuracy.csv",
+                "label_splits.csv",
                 "pseudo_labels.csv",
                 "comparison.md",
                 "top1_vs_fraction.png",

@@ -187,7 +187,7 @@ def test_compare_command_prints_writes_and_logs(
 
     printed = capsys.readouterr().out
     assert "| method | 5% labels | 10% labels |" in printed
-    accuracy = pd.read_csv(out / "accuracy.csv")
+    accuracy = pd.read_csv(out / "label_splits.csv")
     assert {"method", "fraction", "top1_mean", "top1_std", "n_seeds"} <= set(accuracy.columns)
     assert len(accuracy) == 4 and set(accuracy["n_seeds"]) == {2}
     assert (out / "comparison.md").read_text().startswith("## Top-1 accuracy")
@@ -198,7 +198,12 @@ def test_compare_command_prints_writes_and_logs(
     names = {
         Path(item.path).name for item in client.list_artifacts(logged.info.run_id, "comparison")
     }
-    assert names == {"accuracy.csv", "pseudo_labels.csv", "comparison.md", "top1_vs_fraction.png"}
+    assert names == {
+        "label_splits.csv",
+        "pseudo_labels.csv",
+        "comparison.md",
+        "top1_vs_fraction.png",
+    }
     # The comparison run is no pipeline run: comparing again reads the same runs.
     assert compare_runs(client, "cmp-command").accuracy["n_seeds"].tolist() == [2, 2, 2, 2]
     assert PIPELINE_TAG not in logged.data.tags and CONFIG_TAG not in logged.data.tags

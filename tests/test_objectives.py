@@ -97,6 +97,14 @@ def test_fit_score_separates_the_pairs_at_their_own_scale():
     assert loss < 0.1
 
 
+def test_fit_score_on_a_collapsed_encoder_ends_at_a_constant_score():
+    labels = torch.tensor([0, 0, 1, 1])
+    score = AlignabilityScore(distance_scale=16.0)
+    fit_score(score, torch.zeros(4, 4), labels)
+    assert score.distance_scale.item() == 16.0
+    torch.testing.assert_close(score(torch.zeros(4, 4)), torch.full((4, 4), 0.5))
+
+
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
     labels = torch.tensor([0, 0, 1, 1, 2])
     d = torch.tensor(

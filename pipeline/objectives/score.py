@@ -82,17 +82,18 @@ def fit_score(
     """Refit `score` in place to the pairwise distances (B, B) of clips with labels (B,),
     by `score.loss` with full-batch Adam from a zero output layer; returns the final loss.
 
-    distance_scale becomes the mean distance of the pairs, so phi reads inputs of order one
-    whatever the encoder has done to the spread of its distances.
+    distance_scale becomes the mean distance of the pairs (when it is above 0), so phi reads
+    inputs of order one whatever the encoder has done to the spread of its distances.
     """
     batch = labels.shape[0]
     distances, labels = distances.detach().float(), labels.to(distances.device)
     off_diagonal = ~torch.eye(batch, dtype=torch.bool, device=distances.device)  # (B, B)
     mean_distance = distances[off_diagonal].mean()
-    if not mean_distance > 0.0:
-        raise ValueError("the labeled clips are all at distance 0 from each other")
     with torch.no_grad():
-        score.distance_scale.fill_(mean_distance)
+        # An encoder that embeds every clip alike (a random one can collapse so) leaves all
+        # distances at 0: keep the scale, and the fit ends at a constant score.
+        if mean_distance > 0.0:
+            score.distance_scale.fill_(mean_distance)
         nn.init.zeros_(score.phi[2].weight)
         nn.init.zeros_(score.phi[2].bias)
     optimizer = torch.optim.Adam(score.parameters(), lr=lr)
