@@ -28,13 +28,13 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import TaskRun
 from prefect.logging.handlers import APILogHandler
 from prefect.states import State
+from tiny_project import REPO, make_project, run
 
 from flows.pipeline_flow import finepseudo_pipeline
 from flows.stage_graph import read_stage_graph
 from flows.sweep_flow import label_split_sweep
 from pipeline.comparison_report import COMPARISON_TAG
 from pipeline.tracking import PIPELINE_TAG, STAGE_TAG
-from tests.tiny_project import REPO, make_project, run
 
 # One self-training round, one epoch per step, and a threshold that accepts pseudo-labels, so
 # every stage and every table has real content at the least cost; two label fractions to sweep.
