@@ -152,6 +152,9 @@ def serve(args: argparse.Namespace) -> int:
     }
     started: dict[str, tuple[Service, subprocess.Popen, Path]] = {}
     previous_handler = signal.signal(signal.SIGTERM, _interrupt)
+    # A command started in the background of a non-interactive shell inherits SIGINT as
+    # ignored, and Python then keeps it ignored: Ctrl-C or `kill -INT` must still stop both.
+    previous_interrupt = signal.signal(signal.SIGINT, signal.default_int_handler)
     with tempfile.TemporaryDirectory(prefix="finepseudo-ui-") as logs:
         try:
             for service in chosen:
@@ -191,3 +194,4 @@ def serve(args: argparse.Namespace) -> int:
             for _, process, _ in started.values():
                 _stop(process)
             signal.signal(signal.SIGTERM, previous_handler)
+            signal.signal(signal.SIGINT, previous_interrupt)
