@@ -110,7 +110,7 @@ def retrain(
             labeled.video_id.tolist(),
             labeled.label.astype(int).tolist(),
             metric,
-            action_train.batch_size,
+            metric.batch_size,
             runtime,
             run.workers,
         )
