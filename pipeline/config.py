@@ -129,8 +129,19 @@ class RunParams(Section):
 class ActionEncoderParams(Section):
     arch: Literal["r2plus1d_tiny", "r2plus1d_18"] = "r2plus1d_tiny"
     widths: list[int] = Field(default_factory=lambda: [16, 32, 64], min_length=1)
+    temporal_blocks: int = Field(1, ge=0)
+    time_bins: int = Field(8, ge=1)
     weights: str = ""
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _temporal_blocks_exist(self) -> "ActionEncoderParams":
+        if self.temporal_blocks > len(self.widths):
+            raise ValueError(
+                f"temporal_blocks ({self.temporal_blocks}) exceeds the {len(self.widths)} blocks"
+                " that widths defines"
+            )
+        return self
 
 
 class AlignabilityEncoderParams(Section):
@@ -220,12 +231,17 @@ class PseudoLabelParams(Section):
         "collaborative"
     )
     threshold: float = Field(0.6, ge=0.0, le=1.0)
+    collaborative_threshold: float = Field(0.3, ge=0.0, le=1.0)
     exemplars_per_class: int = Field(15, ge=1)
     tau: float = Field(0.1, gt=0.0)
     verification_threshold: float = Field(0.6, ge=0.0, le=1.0)
     max_uncertainty: float = Field(0.1, ge=0.0)
     dropout_passes: int = Field(10, ge=2)
     batch_size: int = Field(64, ge=1)
+
+    def threshold_for(self, strategy: str) -> float:
+        """The bar the top probability must reach: collaborative's is on (p_f + p_g) / 2."""
+        return self.collaborative_threshold if strategy == "collaborative" else self.threshold
 
 
 class SelfTrainingParams(Section):

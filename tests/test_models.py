@@ -4,7 +4,12 @@ CPU), local weights files, and frozen backbones."""
 import pytest
 import torch
 
-from pipeline.config import ActionEncoderParams, AlignabilityEncoderParams
+from pipeline.config import (
+    ActionEncoderParams,
+    AlignabilityEncoderParams,
+    ParamsError,
+    parse_params,
+)
 from pipeline.models.registry import build_action_encoder, build_alignability_encoder
 from pipeline.models.weights import load_backbone_weights
 
@@ -14,6 +19,25 @@ def test_tiny_action_encoder_maps_clips_to_class_logits():
     with torch.no_grad():
         assert model(torch.randn(2, 3, 8, 48, 48)).shape == (2, 7)
         assert model(torch.randn(1, 3, 16, 64, 80)).shape == (1, 7)  # any clip geometry
+
+
+def test_tiny_action_encoder_sees_frame_order_only_through_its_time_bins():
+    clips = torch.randn(2, 3, 8, 48, 48)
+    torch.manual_seed(0)
+    ordered = build_action_encoder(ActionEncoderParams(widths=[8, 16]), num_classes=5).eval()
+    torch.manual_seed(0)
+    bag = build_action_encoder(
+        ActionEncoderParams(widths=[8, 16], temporal_blocks=0, time_bins=1), num_classes=5
+    ).eval()
+    with torch.no_grad():
+        assert not torch.allclose(ordered(clips), ordered(clips.flip(2)), atol=1e-4)
+        # no temporal convolution and one time bin: a bag of frames, blind to order
+        torch.testing.assert_close(bag(clips), bag(clips.flip(2)), atol=1e-5, rtol=1e-5)
+
+
+def test_more_temporal_blocks_than_blocks_is_refused():
+    with pytest.raises(ParamsError, match="action_encoder: .*temporal_blocks \\(3\\) exceeds"):
+        parse_params({"action_encoder": {"widths": [8, 16], "temporal_blocks": 3}})
 
 
 def test_small_vtn_embeds_every_frame():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.config import PseudoLabelParams
 from pipeline.pseudo.acceptance import decide
 from pipeline.pseudo.nonparametric import class_scores, nonparametric_probs, select_exemplars
 
@@ -80,6 +81,17 @@ def test_collaborative():
     assert decision.label.tolist() == [1, 0, 2]
     np.testing.assert_allclose(decision.confidence, [0.5, 0.65, 0.8])
     assert decision.accepted.tolist() == [False, True, True]
+
+
+def test_default_collaborative_bar_is_the_papers_rule_on_the_sum():
+    rng = np.random.default_rng(0)
+    p_g, p_f = rng.dirichlet(np.ones(5) * 0.3, size=(2, 200))
+    settings = PseudoLabelParams()
+    decision = decide("collaborative", p_g, settings.threshold_for("collaborative"), p_f=p_f)
+    paper_accepts = (p_f + p_g).max(axis=1) >= 0.6  # the paper: delta on the sum
+    assert 0 < paper_accepts.sum() < len(paper_accepts)
+    assert decision.accepted.tolist() == paper_accepts.tolist()
+    assert settings.threshold_for("confidence") == settings.threshold == 0.6
 
 
 def test_missing_inputs_and_unknown_strategies_fail_early():

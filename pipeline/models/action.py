@@ -1,49 +1,102 @@
 """Action encoder g: a clip-level R(2+1)D network with a classification head.
 
-Two presets: torchvision's `r2plus1d_18` (paper scale) and `r2plus1d_tiny`, the same
-(2+1)D residual design made narrow and shallow (one block per stage) so it trains on CPUs.
+Two presets: torchvision's `r2plus1d_18` (paper scale) and `r2plus1d_tiny`, a narrow,
+shallow (2+1)D residual network that trains on CPUs. The tiny preset differs from the paper
+network in two ways, both needed for it to learn at all on small, subtle actions (trained
+from scratch on the default benchmark with every label it stayed at chance otherwise):
+- it is top-heavy (as S3D, Xie et al. 2018): early blocks convolve each frame on its own and
+  only the last `temporal_blocks` blocks convolve across time, once the frame is small;
+- its head keeps time: features are pooled over space and into `time_bins` ordered steps,
+  not over the whole clip, so which pose came first reaches the classifier.
 """
 
 import torch
 from torch import nn
 from torchvision.models.video import r2plus1d_18
-from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D
 
 from pipeline.models.weights import load_backbone_weights
 
 
-class TinyR2Plus1D(nn.Module):
-    """Stem plus one (2+1)D basic block per width; every block after the first halves T, H, W."""
+def factorised_conv(
+    in_width: int, out_width: int, spatial_stride: int, temporal_kernel: int
+) -> nn.Sequential:
+    """(2+1)D convolution: 3x3 over space, then `temporal_kernel` frames over time, with the
+    middle width that gives a full 3x3x3 convolution's parameter count (Tran et al. 2018)."""
+    middle = in_width * out_width * 27 // (in_width * 9 + out_width * 3)
+    return nn.Sequential(
+        nn.Conv3d(
+            in_width,
+            middle,
+            (1, 3, 3),
+            stride=(1, spatial_stride, spatial_stride),
+            padding=(0, 1, 1),
+            bias=False,
+        ),
+        nn.BatchNorm3d(middle),
+        nn.ReLU(inplace=True),
+        nn.Conv3d(
+            middle,
+            out_width,
+            (temporal_kernel, 1, 1),
+            padding=(temporal_kernel // 2, 0, 0),
+            bias=False,
+        ),
+    )
 
-    def __init__(self, num_classes: int, widths: list[int], dropout: float) -> None:
+
+class FactorisedBlock(nn.Module):
+    """Residual block of two (2+1)D convolutions; halves H and W, keeps T."""
+
+    def __init__(self, in_width: int, out_width: int, temporal_kernel: int) -> None:
         super().__init__()
-        stem_mid = 3 * 3 * 3 * widths[0] // (3 * 3 + 3)  # the (2+1)D rule for parameter parity
-        self.stem = nn.Sequential(
-            nn.Conv3d(3, stem_mid, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False),
-            nn.BatchNorm3d(stem_mid),
+        self.convs = nn.Sequential(
+            factorised_conv(in_width, out_width, 2, temporal_kernel),
+            nn.BatchNorm3d(out_width),
             nn.ReLU(inplace=True),
-            nn.Conv3d(stem_mid, widths[0], (3, 1, 1), padding=(1, 0, 0), bias=False),
+            factorised_conv(out_width, out_width, 1, temporal_kernel),
+            nn.BatchNorm3d(out_width),
+        )
+        self.shortcut = nn.Sequential(
+            nn.Conv3d(in_width, out_width, 1, stride=(1, 2, 2), bias=False),
+            nn.BatchNorm3d(out_width),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.convs(x) + self.shortcut(x))
+
+
+class TinyR2Plus1D(nn.Module):
+    """Stem plus one block per width, then an order-keeping head."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        widths: list[int],
+        temporal_blocks: int,
+        time_bins: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv3d(3, widths[0], (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False),
             nn.BatchNorm3d(widths[0]),
             nn.ReLU(inplace=True),
         )
+        first_temporal = len(widths) - temporal_blocks
         blocks, in_width = [], widths[0]
         for index, width in enumerate(widths):
-            stride = 1 if index == 0 else 2
-            downsample = None
-            if stride != 1 or in_width != width:
-                downsample = nn.Sequential(
-                    nn.Conv3d(in_width, width, 1, stride=stride, bias=False), nn.BatchNorm3d(width)
-                )
-            blocks.append(BasicBlock(in_width, width, Conv2Plus1D, stride, downsample))
+            temporal_kernel = 3 if index >= first_temporal else 1
+            blocks.append(FactorisedBlock(in_width, width, temporal_kernel))
             in_width = width
         self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool3d(1)
+        self.pool = nn.AdaptiveAvgPool3d((time_bins, 1, 1))
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(in_width, num_classes)
+        self.fc = nn.Linear(in_width * time_bins, num_classes)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(self.stem(clips))  # (B, C, T', H', W')
-        return self.fc(self.dropout(self.pool(x).flatten(1)))  # (B, num_classes)
+        x = self.blocks(self.stem(clips))  # (B, C, T, H', W')
+        x = self.pool(x).flatten(1)  # (B, C * time_bins), time steps in order
+        return self.fc(self.dropout(x))  # (B, num_classes)
 
 
 def r2plus1d_paper(num_classes: int, dropout: float, weights: str = "") -> nn.Module:

@@ -13,7 +13,9 @@ def build_action_encoder(params: ActionEncoderParams, num_classes: int) -> nn.Mo
     """Action encoder g: clips (B, C, T, H, W) -> logits (B, num_classes)."""
     if params.arch == "r2plus1d_18":
         return r2plus1d_paper(num_classes, params.dropout, params.weights)
-    return TinyR2Plus1D(num_classes, params.widths, params.dropout)
+    return TinyR2Plus1D(
+        num_classes, params.widths, params.temporal_blocks, params.time_bins, params.dropout
+    )
 
 
 def build_alignability_encoder(params: AlignabilityEncoderParams) -> AlignabilityEncoder:

@@ -6,6 +6,9 @@ uncertainty    as confidence, and the uncertainty of the top class (the std of i
 verification   as confidence, and the alignability class score of the chosen label
                S_label >= verification_threshold.
 collaborative  p = (p_f + p_g) / 2, label argmax p, accepted when max p >= threshold.
+               The paper adds p_f and p_g and accepts at delta = 0.6; averaging keeps p a
+               probability, so the same rule is a threshold of 0.3 on the average
+               (pseudo_label.collaborative_threshold).
 """
 
 from dataclasses import dataclass

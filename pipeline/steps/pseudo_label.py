@@ -156,7 +156,7 @@ def pseudo_label(
         decision = decide(
             strategy,
             p_g,
-            settings.threshold,
+            settings.threshold_for(strategy),
             p_f=p_f,
             class_scores=scores,
             uncertainty=uncertainty,
