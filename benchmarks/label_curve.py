@@ -1,13 +1,15 @@
 """How many labels does the CPU action-encoder preset need? Validation top-1 of g trained from
 scratch on k labeled clips per class, for several k, on the extracted default dataset.
 
-    python -m benchmarks.label_curve --frames data/frames [--per-class 5 10 20 40]
-                                     [--epochs 110 60 30 30] [--seeds 0 1 2]
+    python -m benchmarks.label_curve --frames data/frames [--per-class 5 10 20 90]
+                                     [--epochs 50 50 50 20] [--seeds 0 1 2]
+                                     [--temporal-blocks N] [--time-bins N]
 
 Validation: 10 training clips per class held out (seed 0), never the test set; the k clips
 per class are drawn from the rest. g uses params.yaml's action_encoder, clips.action, augment
 and finetune settings except the epochs and the seed (of its initial weights, dropout and
-clip order; one row per seed), and is scored on one centre view per clip.
+clip order; one row per seed), and is scored on one centre view per clip. --temporal-blocks
+and --time-bins try other designs of the tiny preset (docs/results.md, section 1).
 """
 
 import argparse
@@ -46,15 +48,23 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--frames", type=Path, default=Path("data/frames"))
-    parser.add_argument("--per-class", type=int, nargs="+", default=[5, 10, 20, 40])
+    parser.add_argument("--per-class", type=int, nargs="+", default=[5, 10, 20, 90])
     parser.add_argument(
-        "--epochs", type=int, nargs="+", default=[110, 60, 30, 30], help="one per --per-class"
+        "--epochs", type=int, nargs="+", default=[50, 50, 50, 20], help="one per --per-class"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
+    parser.add_argument(
+        "--temporal-blocks", type=int, help="override action_encoder.temporal_blocks"
+    )
+    parser.add_argument("--time-bins", type=int, help="override action_encoder.time_bins")
     args = parser.parse_args()
     if len(args.epochs) != len(args.per_class):
         parser.error("give one --epochs value per --per-class value")
     params = load_params()
+    overrides = {"temporal_blocks": args.temporal_blocks, "time_bins": args.time_bins}
+    encoder = params.action_encoder.model_copy(
+        update={key: value for key, value in overrides.items() if value is not None}
+    )
     runtime = start_runtime(params.run.device, params.run.threads)
     store = FrameStore(args.frames)
     train = store.manifest[store.manifest["subset"] == "train"]
@@ -68,7 +78,7 @@ def main() -> None:
     ):
         ids = [v for members in rest.values() for v in members[:per_class]]
         torch.manual_seed(seed)
-        model = build_action_encoder(params.action_encoder, len(store.classes))
+        model = build_action_encoder(encoder, len(store.classes))
         schedule = params.finetune.model_copy(update={"epochs": epochs, "seed": seed})
         with tempfile.TemporaryDirectory() as scratch:
             last = train_classifier(
@@ -90,6 +100,7 @@ def main() -> None:
         rows.append((per_class, len(ids), epochs, seed, last["accuracy"], top1))
 
     print(f"validation: {len(validation)} clips; chance {1 / len(store.classes):.1%}")
+    print(f"action encoder: {encoder.model_dump()}")
     print(
         "| labeled per class | clips | epochs | seed | last-epoch train top-1 | validation top-1 |"
     )

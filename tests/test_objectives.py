@@ -8,11 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pipeline.config import MetricParams
 from pipeline.objectives.gitdl import gitdl_loss
 from pipeline.objectives.metric import alignability_metric_loss
 from pipeline.objectives.score import AlignabilityScore, fit_score
 from pipeline.objectives.triplet import alignability_triplet_loss, hard_triplets
 from pipeline.train.balanced_sampler import ClassBalancedBatchSampler
+from pipeline.train.metric import batch_classes
 
 # ============ GITDL ============
 
@@ -242,3 +244,14 @@ def test_sampler_rejects_impossible_batches():
         ClassBalancedBatchSampler(np.zeros(5, dtype=int), 2, 2)
     with pytest.raises(ValueError, match="rank must lie"):
         ClassBalancedBatchSampler(_labels(), 2, 2, rank=2, world_size=2)
+
+
+def test_batches_hold_every_labeled_class_when_there_are_fewer_than_the_params_ask():
+    metric = MetricParams(batch_size=48, clips_per_class=2)  # P = 24 classes per batch
+    open_world_labels = [c for c in range(16) for _ in range(10)]  # 8 of 24 classes novel
+    assert batch_classes(metric, open_world_labels) == 16
+    sampler = ClassBalancedBatchSampler(
+        open_world_labels, batch_classes(metric, open_world_labels), metric.clips_per_class
+    )
+    assert all(len(batch) == 32 for batch in sampler)
+    assert batch_classes(metric, [c for c in range(30) for _ in range(3)]) == 24

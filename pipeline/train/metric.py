@@ -50,6 +50,12 @@ class MetricObjective(nn.Module):
         }
 
 
+def batch_classes(metric: MetricParams, labels: list[int]) -> int:
+    """Classes per batch: the params' P, or every labeled class when there are fewer (the
+    open-world protocol leaves some classes unlabeled; small datasets have few classes)."""
+    return min(metric.classes_per_batch, len(set(labels)))
+
+
 def train_metric(
     model: AlignabilityModel,
     store: FrameStore,
@@ -72,7 +78,7 @@ def train_metric(
     dataset = ClipDataset(store, video_ids, labels, clip, augment, seed=train.seed)
     sampler = ClassBalancedBatchSampler(
         labels,
-        classes_per_batch=metric.classes_per_batch,
+        classes_per_batch=batch_classes(metric, labels),
         clips_per_class=metric.clips_per_class,
         seed=train.seed,
         rank=runtime.rank,
