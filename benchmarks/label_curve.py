@@ -1,15 +1,20 @@
-"""How many labels does the CPU action-encoder preset need? Validation top-1 of g trained from
-scratch on k labeled clips per class, for several k, on the extracted default dataset.
+"""How many labels does the CPU action-encoder preset need? Validation top-1 of g trained on
+k labeled clips per class, for several k, on the extracted default dataset.
 
-    python -m benchmarks.label_curve --frames data/frames [--per-class 5 10 20 90]
+    python -m benchmarks.label_curve --frames data/frames [--per-class 3 5 10 40]
                                      [--epochs 50 50 50 20] [--seeds 0 1 2]
+                                     [--pretrained models/pretrained/action.pt | --from-scratch]
                                      [--temporal-blocks N] [--time-bins N]
 
-Validation: 10 training clips per class held out (seed 0), never the test set; the k clips
-per class are drawn from the rest. g uses params.yaml's action_encoder, clips.action, augment
-and finetune settings except the epochs and the seed (of its initial weights, dropout and
-clip order; one row per seed), and is scored on one centre view per clip. --temporal-blocks
-and --time-bins try other designs of the tiny preset (docs/results.md, section 1).
+Validation: the hold-out that make_splits draws for `splits.validation_fraction`
+(pipeline/data/splits.py, `hold_out_validation`), here with --validation-fraction (0.2: 10 of
+50 clips per class) and `splits.validation_seed`; never the test set. The k clips per class
+are drawn from the rest as make_splits draws labeled clips. g starts from pretrain_action's
+GITDL trunk (run `dvc repro pretrain_action` first) or, with --from-scratch, from random
+weights, and uses params.yaml's action_encoder, clips.action, augment and finetune settings
+except the epochs and the seed (of its classifier's initial weights, dropout and clip order;
+one row per seed); it is scored on one centre view per clip. --temporal-blocks and
+--time-bins try other designs of the tiny preset from scratch (docs/results.md, section 1).
 """
 
 import argparse
@@ -18,29 +23,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from pipeline.config import load_params
 from pipeline.data.frames import FrameStore
+from pipeline.data.splits import hold_out_validation, shuffled, training_videos_by_class
 from pipeline.evaluate.multiview import predict_videos
 from pipeline.models.registry import build_action_encoder
+from pipeline.models.weights import load_backbone_weights
 from pipeline.train.classify import train_classifier
 from pipeline.train.runtime import start_runtime
-
-VALIDATION_PER_CLASS = 10
-
-
-def held_out_split(train: pd.DataFrame, seed: int) -> tuple[list[str], dict[int, list[str]]]:
-    """Validation ids (VALIDATION_PER_CLASS per class) and the rest of each class, shuffled."""
-    rng = np.random.default_rng(seed)
-    validation, rest = [], {}
-    for label, members in train.groupby("label"):
-        ids = members.video_id.to_numpy()
-        rng.shuffle(ids)
-        validation += ids[:VALIDATION_PER_CLASS].tolist()
-        rest[int(label)] = ids[VALIDATION_PER_CLASS:].tolist()
-    return validation, rest
 
 
 def main() -> None:
@@ -48,11 +40,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--frames", type=Path, default=Path("data/frames"))
-    parser.add_argument("--per-class", type=int, nargs="+", default=[5, 10, 20, 90])
+    parser.add_argument("--per-class", type=int, nargs="+", default=[3, 5, 10, 40])
     parser.add_argument(
         "--epochs", type=int, nargs="+", default=[50, 50, 50, 20], help="one per --per-class"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
+    parser.add_argument("--validation-fraction", type=float, default=0.2)
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--pretrained", type=Path, default=Path("models/pretrained/action.pt"))
+    start.add_argument("--from-scratch", action="store_true", help="g starts from random weights")
     parser.add_argument(
         "--temporal-blocks", type=int, help="override action_encoder.temporal_blocks"
     )
@@ -67,25 +63,31 @@ def main() -> None:
     )
     runtime = start_runtime(params.run.device, params.run.threads)
     store = FrameStore(args.frames)
-    train = store.manifest[store.manifest["subset"] == "train"]
-    labels = dict(zip(train.video_id, train.label.astype(int), strict=True))
-    validation, rest = held_out_split(train, seed=0)
-    truth = np.array([labels[v] for v in validation])
+    held_out, rest = hold_out_validation(
+        training_videos_by_class(store.manifest, len(store.classes)),
+        args.validation_fraction,
+        params.splits.validation_seed,
+    )
+    validation = [v for ids in held_out.values() for v in ids]
+    truth = np.array([label for label, ids in held_out.items() for _ in ids])
 
     rows = []
     for (per_class, epochs), seed in itertools.product(
         zip(args.per_class, args.epochs, strict=True), args.seeds
     ):
-        ids = [v for members in rest.values() for v in members[:per_class]]
+        drawn = {label: shuffled(ids, seed, label)[:per_class] for label, ids in rest.items()}
+        ids = [v for members in drawn.values() for v in members]
         torch.manual_seed(seed)
         model = build_action_encoder(encoder, len(store.classes))
+        if not args.from_scratch:
+            load_backbone_weights(model, args.pretrained)
         schedule = params.finetune.model_copy(update={"epochs": epochs, "seed": seed})
         with tempfile.TemporaryDirectory() as scratch:
             last = train_classifier(
                 model,
                 store,
                 ids,
-                [labels[v] for v in ids],
+                [label for label, members in drawn.items() for _ in members],
                 params.clips.action,
                 params.augment,
                 schedule,
@@ -101,6 +103,7 @@ def main() -> None:
 
     print(f"validation: {len(validation)} clips; chance {1 / len(store.classes):.1%}")
     print(f"action encoder: {encoder.model_dump()}")
+    print(f"starts from: {'random weights' if args.from_scratch else args.pretrained}")
     print(
         "| labeled per class | clips | epochs | seed | last-epoch train top-1 | validation top-1 |"
     )

@@ -288,6 +288,7 @@ class Params(Section):
     clips: ClipsParams = ClipsParams()
     augment: AugmentParams = AugmentParams()
     gitdl: GitdlParams = GitdlParams()
+    action_gitdl: GitdlParams = GitdlParams()
     metric_learning: MetricParams = MetricParams()
     finetune: TrainParams = TrainParams()
     pseudo_label: PseudoLabelParams = PseudoLabelParams()

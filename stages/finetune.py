@@ -15,6 +15,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=Path, required=True, help="extract_frames output folder")
     parser.add_argument("--split", type=Path, required=True, help="label split (.parquet)")
+    parser.add_argument(
+        "--pretrained", type=Path, required=True, help="pretrain_action's trunk weights (.pt)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="the trained action encoder (.pt)")
     parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
     args = parser.parse_args()
@@ -28,6 +31,7 @@ def main() -> None:
         finetune(
             frames=args.frames,
             split=args.split,
+            pretrained=args.pretrained,
             out=args.out,
             checkpoint=args.checkpoint,
             encoder=params.action_encoder,

@@ -46,7 +46,7 @@ OVERRIDES = {
     "self_training": {"rounds": {"round_1": "round_0"}},
 }
 EXPERIMENT = re.compile(r"(supervised|finepseudo)-f[0-9.]+-s0-[0-9]{4}-[0-9]{6}")
-SHARED = ["synthesize", "extract_frames", "make_splits", "pretrain_gitdl"]
+SHARED = ["synthesize", "extract_frames", "make_splits", "pretrain_gitdl", "pretrain_action"]
 
 # The first test builds and runs the tiny pipeline; the sweep runs four experiments after it.
 pytestmark = pytest.mark.timeout(1200)

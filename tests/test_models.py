@@ -10,6 +10,7 @@ from pipeline.config import (
     ParamsError,
     parse_params,
 )
+from pipeline.models.action import FramewiseTrunk
 from pipeline.models.registry import build_action_encoder, build_alignability_encoder
 from pipeline.models.weights import load_backbone_weights
 
@@ -33,6 +34,28 @@ def test_tiny_action_encoder_sees_frame_order_only_through_its_time_bins():
         assert not torch.allclose(ordered(clips), ordered(clips.flip(2)), atol=1e-4)
         # no temporal convolution and one time bin: a bag of frames, blind to order
         torch.testing.assert_close(bag(clips), bag(clips.flip(2)), atol=1e-5, rtol=1e-5)
+
+
+def test_tiny_action_trunk_is_a_frame_encoder_for_gitdl():
+    model = build_action_encoder(ActionEncoderParams(widths=[8, 16]), num_classes=5)
+    trunk = FramewiseTrunk(model, projection=6).eval()
+    clips = torch.randn(2, 3, 12, 48, 48)
+    with torch.no_grad():
+        features = trunk(clips)
+        assert features.shape == (2, 12, 16)  # every frame kept, trunk width
+        assert trunk.project(features).shape == (2, 12, 6)
+        # the last frames' features do not depend on the first frames beyond the kernel's reach
+        changed = clips.clone()
+        changed[:, :, :4] = 0
+        torch.testing.assert_close(trunk(changed)[:, 6:], features[:, 6:])
+    # GITDL trains the action encoder's own weights (not a copy), which finetune starts from
+    assert {id(p) for p in model.parameters()} <= {id(p) for p in trunk.parameters()}
+
+
+def test_gitdl_pretraining_refuses_the_paper_action_encoder():
+    model = build_action_encoder(ActionEncoderParams(arch="r2plus1d_18"), num_classes=5)
+    with pytest.raises(ValueError, match="needs r2plus1d_tiny.*action_gitdl.epochs: 0"):
+        FramewiseTrunk(model)
 
 
 def test_more_temporal_blocks_than_blocks_is_refused():

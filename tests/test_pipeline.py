@@ -19,6 +19,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 from tiny_project import REPO, environment, make_project, run
 
+from pipeline.config import ActionEncoderParams
+from pipeline.models.registry import build_action_encoder
 from pipeline.models.saved import load_action_encoder, load_alignability_model
 from pipeline.pseudo.round_table import COLUMNS
 from pipeline.train.checkpoint import load_checkpoint
@@ -28,6 +30,7 @@ STAGES = [
     "extract_frames",
     "make_splits",
     "pretrain_gitdl",
+    "pretrain_action",
     "metric_learning",
     "finetune",
     "pseudo_label@round_1",
@@ -90,6 +93,21 @@ def test_model_files_rebuild_their_networks_from_weights_only_checkpoints(projec
         k.startswith("encoder.backbone") and "running" not in k for k in changed
     )  # frozen
     assert not (project / "checkpoints/finetune.pt").exists()  # resumption files go when done
+
+
+def test_finetune_starts_from_the_self_supervised_trunk(project):
+    pretrained = torch.load(project / "models/pretrained/action.pt", weights_only=True)
+    trunk = pretrained["state_dict"]
+    assert pretrained["metrics"]["loss"] > 0 and not any(k.startswith("fc.") for k in trunk)
+    fresh = build_action_encoder(ActionEncoderParams(widths=[4, 8]), num_classes=4).state_dict()
+    assert sorted(trunk) == sorted(k for k in fresh if not k.startswith("fc."))
+    # GITDL trained it (not the random initial weights) and finetune began there: BatchNorm
+    # statistics and weights differ from a fresh network's, and the classifier was added
+    assert not torch.equal(trunk["stem.0.weight"], fresh["stem.0.weight"])
+    finetuned = load_checkpoint(project / "models/round_0/action.pt")["model"]
+    assert "fc.weight" in finetuned and not torch.equal(
+        finetuned["stem.0.weight"], trunk["stem.0.weight"]
+    )
 
 
 def test_round_tables_follow_the_schema_and_the_acceptance_rule(project):

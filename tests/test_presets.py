@@ -16,7 +16,7 @@ def test_paper_preset_applies_validates_and_keeps_comments(tmp_path):
     shutil.copy(REPO / "params.yaml", params)
     apply_preset(params, REPO / "presets/paper.yaml")
     applied = load_params(params)
-    assert applied.action_encoder.arch == "r2plus1d_18"
+    assert applied.action_encoder.arch == "r2plus1d_18" and applied.action_gitdl.epochs == 0
     assert applied.alignability_encoder.backbone == "resnet50"
     assert applied.clips.action.crop == 112 and applied.metric_learning.batch_size == 96
     assert applied.self_training.final_round == "round_10"

@@ -38,6 +38,7 @@ TINY = {
         "alignability": {"frames": 8, "stride": 2, "crop": 24},
     },
     "gitdl": {"epochs": 1, "batch_size": 8},
+    "action_gitdl": {"epochs": 1, "batch_size": 8},
     "metric_learning": {"epochs": 2, "batch_size": 8, "warmup_epochs": 0},
     "finetune": {"epochs": 2, "batch_size": 4, "warmup_epochs": 0},
     "pseudo_label": {"threshold": 0.3, "batch_size": 8},

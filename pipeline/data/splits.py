@@ -52,9 +52,23 @@ def _round_half_up(value: float) -> int:
     return math.floor(value + 0.5)
 
 
-def _shuffled(ids: list[str], *entropy: int) -> list[str]:
+def shuffled(ids: list[str], *entropy: int) -> list[str]:
+    """`ids` in the order that the integers `entropy` draw: the same order for the same ones."""
     order = np.random.default_rng(list(entropy)).permutation(len(ids))
     return [ids[i] for i in order]
+
+
+def hold_out_validation(
+    by_class: dict[int, list[str]], fraction: float, seed: int
+) -> tuple[dict[int, list[str]], dict[int, list[str]]]:
+    """Per class, the videos held out for validation and the rest, both sorted:
+    round(fraction x count) of each class (leaving it at least one), drawn by `seed` alone."""
+    held_out, rest = {}, {}
+    for label, ids in by_class.items():
+        count = min(_round_half_up(fraction * len(ids)), len(ids) - 1)
+        order = shuffled(ids, seed, label)
+        held_out[label], rest[label] = sorted(order[:count]), sorted(order[count:])
+    return held_out, rest
 
 
 def _known_labels(n_classes: int, params: SplitsParams) -> tuple[list[int], list[int]]:
@@ -89,6 +103,17 @@ def _write_split(folder: Path, name: str, labeled: list, unlabeled: list[str], p
     (folder / f"{name}.unlabeled.txt").write_text("".join(f"{paths[v]}\n" for v in unlabeled))
 
 
+def _usable_training_videos(manifest: pd.DataFrame) -> pd.DataFrame:
+    train = manifest[(manifest["status"] == OK) & (manifest["subset"] == "train")]
+    return train.sort_values("video_id")
+
+
+def training_videos_by_class(manifest: pd.DataFrame, n_classes: int) -> dict[int, list[str]]:
+    """The training videos that extracted cleanly, by dataset label, sorted by video id."""
+    train = _usable_training_videos(manifest)
+    return {c: list(train.loc[train["label"] == c, "video_id"]) for c in range(n_classes)}
+
+
 def make_splits(
     manifest: pd.DataFrame, classes: list[str], params: SplitsParams, out: str | Path
 ) -> dict[str, int]:
@@ -96,23 +121,18 @@ def make_splits(
 
     Returns the sizes written ("<split>.labeled", "<split>.unlabeled", "validation").
     """
-    train = manifest[(manifest["status"] == OK) & (manifest["subset"] == "train")]
-    train = train.sort_values("video_id")
+    train = _usable_training_videos(manifest)
     paths = dict(zip(train["video_id"], train["path"], strict=True))
     known, novel = _known_labels(len(classes), params)
-    by_class = {c: list(train.loc[train["label"] == c, "video_id"]) for c in range(len(classes))}
+    by_class = training_videos_by_class(manifest, len(classes))
     empty = [f"{c} ({classes[c]})" for c in known if not by_class[c]]
     if empty:
         raise ValueError(f"classes without any usable training video: {', '.join(empty)}")
     model_label = {c: i for i, c in enumerate(known)}
-    validation, pools = [], {}
-    for c in known:
-        held = min(
-            _round_half_up(params.validation_fraction * len(by_class[c])), len(by_class[c]) - 1
-        )
-        order = _shuffled(by_class[c], params.validation_seed, c)
-        validation += [(vid, model_label[c]) for vid in sorted(order[:held])]
-        pools[c] = sorted(order[held:])
+    held_out, pools = hold_out_validation(
+        {c: by_class[c] for c in known}, params.validation_fraction, params.validation_seed
+    )
+    validation = [(vid, model_label[c]) for c in known for vid in held_out[c]]
     novel_ids = sorted(vid for c in novel for vid in by_class[c])
     sizes = {"validation": len(validation)}
     with atomic_output(out) as folder:
@@ -121,7 +141,7 @@ def make_splits(
             for seed in params.seeds:
                 labeled, unlabeled = [], list(novel_ids)
                 for c in known:
-                    order = _shuffled(pools[c], seed, c)
+                    order = shuffled(pools[c], seed, c)
                     count = max(1, _round_half_up(fraction * len(order)))
                     labeled += [(vid, model_label[c]) for vid in sorted(order[:count])]
                     unlabeled += order[count:]

@@ -8,6 +8,9 @@ from scratch on the default benchmark with every label it stayed at chance other
   only the last `temporal_blocks` blocks convolve across time, once the frame is small;
 - its head keeps time: features are pooled over space and into `time_bins` ordered steps,
   not over the whole clip, so which pose came first reaches the classifier.
+Because it keeps every frame to the end, its trunk is also a frame-wise encoder, which lets
+GITDL pretrain it without labels (`FramewiseTrunk`), as the paper starts g from
+self-supervised weights.
 """
 
 import torch
@@ -97,6 +100,36 @@ class TinyR2Plus1D(nn.Module):
         x = self.blocks(self.stem(clips))  # (B, C, T, H', W')
         x = self.pool(x).flatten(1)  # (B, C * time_bins), time steps in order
         return self.fc(self.dropout(x))  # (B, num_classes)
+
+    def frame_features(self, clips: torch.Tensor) -> torch.Tensor:
+        """The trunk's features of every frame, pooled over space: (B, T, C)."""
+        return self.blocks(self.stem(clips)).mean((3, 4)).transpose(1, 2)
+
+
+class FramewiseTrunk(nn.Module):
+    """The tiny action encoder's trunk as a frame encoder, with the projection head that GITDL
+    trains beside it and then drops (SimCLR style): clips (B, C, T, H, W) -> (B, T, C')."""
+
+    def __init__(self, action_encoder: nn.Module, projection: int = 128) -> None:
+        super().__init__()
+        if not isinstance(action_encoder, TinyR2Plus1D):
+            raise ValueError(
+                f"GITDL pretraining of the action encoder needs r2plus1d_tiny, whose trunk keeps "
+                f"every frame; {type(action_encoder).__name__} pools time away (start it from "
+                "action_encoder.weights instead and set action_gitdl.epochs: 0)"
+            )
+        self.action_encoder = action_encoder
+        width = action_encoder.fc.in_features // action_encoder.pool.output_size[0]
+        self.projection_head = nn.Sequential(
+            nn.Linear(width, projection), nn.ReLU(inplace=True), nn.Linear(projection, projection)
+        )
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        return self.action_encoder.frame_features(clips)  # (B, T, C')
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, T, C') -> (B, T, projection)."""
+        return self.projection_head(features)
 
 
 def r2plus1d_paper(num_classes: int, dropout: float, weights: str = "") -> nn.Module:

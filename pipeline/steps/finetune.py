@@ -9,6 +9,7 @@ from pipeline.data.frames import FrameStore
 from pipeline.data.splits import load_split
 from pipeline.models.registry import build_action_encoder
 from pipeline.models.saved import SavedActionEncoder, save_action_encoder
+from pipeline.models.weights import load_backbone_weights
 from pipeline.steps.fingerprint import fingerprint
 from pipeline.train.classify import train_classifier
 from pipeline.train.runtime import start_runtime, stop_runtime
@@ -18,6 +19,7 @@ def finetune(
     *,
     frames: Path,
     split: Path,
+    pretrained: Path,
     out: Path,
     checkpoint: Path,
     encoder: ActionEncoderParams,
@@ -26,20 +28,24 @@ def finetune(
     train: TrainParams,
     run: RunParams,
 ) -> dict[str, float]:
-    """Train g from scratch (or its local initial weights) on the split's labeled clips and
-    write it to `out`; returns the last epoch's metrics."""
+    """Train g, starting from pretrain_action's trunk weights `pretrained` and a fresh
+    classifier, on the split's labeled clips and write it to `out`; returns the last epoch's
+    metrics."""
     runtime = start_runtime(run.device, run.threads)
     store = FrameStore(frames)
     label_split = load_split(split)
     labeled, classes = label_split.labeled, label_split.classes
     torch.manual_seed(train.seed)
-    saved = SavedActionEncoder(build_action_encoder(encoder, len(classes)), encoder, clip, classes)
+    # `pretrained` already holds encoder.weights, when there are any
+    model = build_action_encoder(encoder.model_copy(update={"weights": ""}), len(classes))
+    load_backbone_weights(model, pretrained)
+    saved = SavedActionEncoder(model, encoder, clip, classes)
     config = {
         "encoder": encoder.model_dump(mode="json"),
         "clip": clip.model_dump(mode="json"),
         "augment": augment.model_dump(mode="json"),
         "train": train.model_dump(mode="json"),
-        "inputs": fingerprint(Path(frames) / "manifest.parquet", split),
+        "inputs": fingerprint(Path(frames) / "manifest.parquet", split, pretrained),
     }
     metrics = train_classifier(
         saved.model,

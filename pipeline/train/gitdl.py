@@ -1,4 +1,8 @@
-"""GITDL self-supervised pretraining of the alignability encoder on unlabeled videos."""
+"""GITDL self-supervised pretraining of a frame encoder on unlabeled videos: the alignability
+encoder f, or the tiny action encoder's trunk (pipeline/models/action.py, FramewiseTrunk).
+
+A frame encoder maps clips (B, C, T, H, W) to frame features (B, T, d) and has a `project`
+head (B, T, d) -> (B, T, p) that only this objective uses."""
 
 from pathlib import Path
 from typing import Any
@@ -9,7 +13,6 @@ from torch import nn
 from pipeline.config import AugmentParams, ClipParams, GitdlParams
 from pipeline.data.datasets import GlobalLocalDataset
 from pipeline.data.frames import FrameStore
-from pipeline.models.vtn import AlignabilityEncoder
 from pipeline.objectives.gitdl import gitdl_loss
 from pipeline.train.loader import training_loader
 from pipeline.train.loop import fit
@@ -24,7 +27,7 @@ def _shared(z: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 class GitdlObjective(nn.Module):
     """A batch of global/local pairs -> the GITDL loss on the frames both clips share."""
 
-    def __init__(self, encoder: AlignabilityEncoder, gitdl: GitdlParams) -> None:
+    def __init__(self, encoder: nn.Module, gitdl: GitdlParams) -> None:
         super().__init__()
         self.encoder, self.gitdl = encoder, gitdl
 
@@ -47,7 +50,7 @@ class GitdlObjective(nn.Module):
 
 
 def train_gitdl(
-    encoder: AlignabilityEncoder,
+    encoder: nn.Module,
     store: FrameStore,
     video_ids: list[str],
     clip: ClipParams,
