@@ -99,6 +99,7 @@ def test_stage_graph_comes_from_dvc(project: Path) -> None:
         "synthesize",
         "extract_frames",
         "make_splits",
+        "pretrain_action",
         "finetune",
     ]
     with pytest.raises(
