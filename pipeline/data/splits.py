@@ -103,14 +103,10 @@ def _write_split(folder: Path, name: str, labeled: list, unlabeled: list[str], p
     (folder / f"{name}.unlabeled.txt").write_text("".join(f"{paths[v]}\n" for v in unlabeled))
 
 
-def _usable_training_videos(manifest: pd.DataFrame) -> pd.DataFrame:
-    train = manifest[(manifest["status"] == OK) & (manifest["subset"] == "train")]
-    return train.sort_values("video_id")
-
-
 def training_videos_by_class(manifest: pd.DataFrame, n_classes: int) -> dict[int, list[str]]:
     """The training videos that extracted cleanly, by dataset label, sorted by video id."""
-    train = _usable_training_videos(manifest)
+    train = manifest[(manifest["status"] == OK) & (manifest["subset"] == "train")]
+    train = train.sort_values("video_id")
     return {c: list(train.loc[train["label"] == c, "video_id"]) for c in range(n_classes)}
 
 
@@ -121,8 +117,7 @@ def make_splits(
 
     Returns the sizes written ("<split>.labeled", "<split>.unlabeled", "validation").
     """
-    train = _usable_training_videos(manifest)
-    paths = dict(zip(train["video_id"], train["path"], strict=True))
+    paths = dict(zip(manifest["video_id"], manifest["path"], strict=True))
     known, novel = _known_labels(len(classes), params)
     by_class = training_videos_by_class(manifest, len(classes))
     empty = [f"{c} ({classes[c]})" for c in known if not by_class[c]]
