@@ -211,6 +211,7 @@ class MetricParams(TrainParams):
     distance: Literal["softdtw", "pooled_cosine", "framewise_cosine"] = "softdtw"
     loss: Literal["triplet_score", "triplet", "score"] = "triplet_score"
     band: int = Field(0, ge=0)
+    verify_every: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _whole_classes_per_batch(self) -> "MetricParams":
@@ -250,6 +251,7 @@ class SelfTrainingParams(Section):
     )
     retrain: TrainParams = TrainParams(epochs=3)
     retrain_alignability: ScheduleParams = ScheduleParams(epochs=1)
+    labeled_share: float = Field(0.5, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _rounds_chain(self) -> "SelfTrainingParams":

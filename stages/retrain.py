@@ -32,6 +32,7 @@ def main() -> None:
     logged = {
         "retrain": params.self_training.retrain.model_dump(),
         "retrain_alignability": params.self_training.retrain_alignability.model_dump(),
+        "labeled_share": params.self_training.labeled_share,
     }
     with stage_run(f"retrain@{args.round}", params, logged):
         result = retrain(
@@ -42,6 +43,7 @@ def main() -> None:
             out=args.out,
             checkpoints=args.checkpoints,
             method=params.run.method,
+            labeled_share=params.self_training.labeled_share,
             action_train=params.self_training.retrain,
             alignability_train=params.self_training.retrain_alignability,
             metric=params.metric_learning,

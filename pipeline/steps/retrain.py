@@ -5,6 +5,7 @@ The action encoder g trains by cross-entropy. The alignability model f trains by
 objective, and only for finepseudo (the other methods never use it, so it passes through).
 """
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,24 @@ class Retraining:
     training_clips: int
 
 
+def training_clips(
+    labeled: pd.DataFrame, pseudo_labeled: pd.DataFrame, labeled_share: float
+) -> pd.DataFrame:
+    """video_id, label of a round's training clips: the labeled clips, repeated as often as it
+    takes for them to make at least `labeled_share` of the list, then the pseudo-labeled ones.
+
+    Pseudo-labels outnumber the labels after a round or two, and some of them are wrong; kept
+    at a fixed share, the true labels go on anchoring the encoders whatever a round accepts
+    (the classic pseudo-label objective weighs the labeled and the pseudo-labeled loss each by
+    its own mean for the same reason). Repeated clips draw fresh augmentations.
+    """
+    wanted = labeled_share / (1.0 - labeled_share) * len(pseudo_labeled)
+    repeats = max(1, math.ceil(wanted / max(len(labeled), 1)))
+    return pd.concat(
+        [labeled[["video_id", "label"]]] * repeats + [pseudo_labeled], ignore_index=True
+    )
+
+
 def retrain(
     *,
     frames: Path,
@@ -43,6 +62,7 @@ def retrain(
     out: Path,
     checkpoints: Path,
     method: str,
+    labeled_share: float,
     action_train: TrainParams,
     alignability_train: ScheduleParams,
     metric: MetricParams,
@@ -53,7 +73,7 @@ def retrain(
     runtime = start_runtime(run.device, run.threads)
     store = FrameStore(frames)
     labeled = load_split(split).labeled
-    training = pd.concat([labeled, accepted_pseudo_labels(pseudo_labels)], ignore_index=True)
+    training = training_clips(labeled, accepted_pseudo_labels(pseudo_labels), labeled_share)
     ids, labels = training.video_id.tolist(), training.label.astype(int).tolist()
     inputs = fingerprint(
         Path(frames) / "manifest.parquet", split, pseudo_labels, previous / "action.pt"

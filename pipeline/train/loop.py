@@ -108,14 +108,16 @@ def fit(
     checkpoint_path: str | Path,
     config: dict[str, Any],
     evaluate: Callable[[], dict[str, float]] | None = None,
+    evaluate_every: int = 1,
     log_prefix: str = "",
 ) -> dict[str, float]:
     """Train `objective` for `train.epochs` epochs and return the last epoch's metrics.
 
     A checkpoint is written to `checkpoint_path` after every epoch; when one exists whose
     config equals `config`, training resumes after its epoch. `evaluate`, when given, runs on
-    the main process after each epoch (the objective trains its modules in place, so the
-    caller's references see the current weights); its first metric is tracked as the best.
+    the main process after every `evaluate_every` epochs and after the last (the objective
+    trains its modules in place, so the caller's references see the current weights); its
+    first metric is tracked as the best.
     Metrics go to MLflow as `<log_prefix><name>`, so one run can hold two trainings.
     """
     checkpoint_path = Path(checkpoint_path)
@@ -148,7 +150,8 @@ def fit(
         )
         if not runtime.is_main:
             continue
-        if evaluate is not None:
+        due = (epoch + 1) % evaluate_every == 0 or epoch == train.epochs - 1
+        if evaluate is not None and due:
             evaluated = evaluate()
             first = next(iter(evaluated.values()), None)
             best = first if best is None or (first is not None and first > best) else best

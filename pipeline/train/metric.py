@@ -94,5 +94,6 @@ def train_metric(
         checkpoint_path,
         config,
         evaluate=evaluate,
+        evaluate_every=metric.verify_every,
         log_prefix=log_prefix,
     )
