@@ -1,14 +1,17 @@
-"""The non-parametric classifier and the pseudo-label acceptance rules on hand-built inputs."""
+"""The non-parametric classifier, the pseudo-label acceptance rules and the retraining set, on
+hand-built inputs."""
 
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from pipeline.config import PseudoLabelParams
 from pipeline.pseudo.acceptance import decide
 from pipeline.pseudo.nonparametric import class_scores, nonparametric_probs, select_exemplars
+from pipeline.steps.retrain import training_clips
 
 # ============ non-parametric classifier ============
 
@@ -105,3 +108,16 @@ def test_missing_inputs_and_unknown_strategies_fail_early():
         decide("entropy", P_G, 0.6)
     with pytest.raises(ValueError, match=r"p_f must have shape \(3, 3\)"):
         decide("collaborative", P_G, 0.6, p_f=np.ones((3, 2)))
+
+
+def test_retraining_repeats_the_labeled_clips_up_to_their_share():
+    labeled = pd.DataFrame({"video_id": ["a", "b", "c"], "label": [0, 1, 2], "path": "x.mp4"})
+    pseudo = pd.DataFrame({"video_id": [f"u{i}" for i in range(10)], "label": [1] * 10})
+    clips = training_clips(labeled, pseudo, labeled_share=0.5)
+    assert list(clips.columns) == ["video_id", "label"]
+    is_labeled = clips.video_id.isin(labeled.video_id)
+    assert is_labeled.sum() == 12 and is_labeled.mean() >= 0.5  # 4 copies of 3 against 10
+    assert clips[~is_labeled].equals(pseudo.set_index(clips.index[~is_labeled]))
+    # no pseudo-labels, or no share asked for: every clip once
+    assert len(training_clips(labeled, pseudo.iloc[:0], 0.5)) == 3
+    assert len(training_clips(labeled, pseudo, 0.0)) == 13

@@ -83,6 +83,33 @@ def test_resuming_continues_exactly_where_a_stopped_run_left_off(tmp_path):
         assert torch.allclose(a, b, atol=1e-6)
 
 
+def test_evaluation_runs_every_n_epochs_and_after_the_last(tmp_path):
+    runtime = start_runtime("cpu")
+    loader = training_loader(_data(), runtime, workers=0, seed=0, batch_size=8)
+    train = TrainParams(epochs=7, batch_size=8, lr=0.05, warmup_epochs=1)
+    objective = Regression()
+    steps = []
+    objective.register_forward_hook(lambda *_: steps.append(1))
+    epochs_done = []
+
+    def evaluate():
+        epochs_done.append(len(steps) // len(loader))
+        return {"evaluations": float(len(epochs_done))}
+
+    metrics = fit(
+        objective,
+        loader,
+        train,
+        runtime,
+        tmp_path / "ckpt.pt",
+        {"run": 1},
+        evaluate=evaluate,
+        evaluate_every=3,
+    )
+    assert epochs_done == [3, 6, 7]
+    assert metrics["evaluations"] == 3.0
+
+
 def test_a_checkpoint_with_another_config_is_not_resumed(tmp_path):
     _fit(tmp_path, epochs=2, config={"lr": 1})
     checkpoint = load_checkpoint(tmp_path / "ckpt.pt")
