@@ -77,7 +77,7 @@ class Comparison:
         table = table.assign(
             name=self._name(table) + ", " + table["fraction"].map(_label),
             cell=[
-                f"{count:g} ({_percent(accuracy)})"
+                f"{count:.0f} ({_percent(accuracy)})"
                 for count, accuracy in zip(
                     table["pseudo_labels_mean"], table["pseudo_label_accuracy_mean"], strict=True
                 )
