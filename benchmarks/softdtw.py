@@ -1,19 +1,23 @@
-"""softDTW on the CPU: pairs per second of ours, pysdtw's CPU path and tslearn, same run.
+"""softDTW on the CPU: pairs per second of every public path of ours against pysdtw's CPU
+path on the same pairs, in one run; values against tslearn.
 
-Cosine cost 1 - cos(q_i, e_j) on random clips (d = 128), gamma = 0.001:
-  bulk forward    every query x every exemplar, no gradient (pseudo-labelling), float32
-                  clips: ours runs its float32 inference sweep, pysdtw and tslearn
-                  recurse in float64;
-  (float64)       the same with float64 clips: every method recurses in float64;
-  fwd + bwd       the distance matrix of one batch of 96 clips and its gradient (training);
+Cosine cost 1 - cos(q_i, e_j) on random clips (d = 128), gamma = 0.001, one row per path,
+clip length T and dtype (float32 and float64 inputs):
+  paired forward     soft_dtw(cost) without gradient on --pairs independent (T, T) cost
+                     matrices, given to pysdtw as they are (its dist_func returns them);
+  paired fwd + bwd   the same with the gradient into the costs;
+  cross forward      soft_dtw_cross over every query x exemplar pair, no gradient
+                     (pseudo-labelling); pysdtw gets the same pairs in batches of --chunk;
+  cross fwd + bwd    the distance matrix of one batch of --batch clips and its gradient
+                     into the clips (training).
+Ours recurses in float64 except the float32 forward-only paths (the float32 inference
+sweep); pysdtw recurses in float64 whatever the input. The methods take turns in each of
+--rounds rounds, with a short pause before each run, so that load from other processes hits
+them alike; rates are medians over rounds, and a ratio is the median over rounds of
+pysdtw's time over ours in the same round.
   values          ours in float64 against tslearn's recursion on the same cost matrices,
                   and ours on float32 clips against ours on the same clips in float64;
   1M pairs        1000 queries x 1000 exemplars at T = 16: time and peak memory.
-The methods take turns in each of --rounds rounds, with a short pause before each run, so
-that load from other processes hits them alike; rates are medians over rounds, and a ratio
-is the median over rounds of the other method's time over ours in the same round. pysdtw
-and tslearn are given the same pairs as batches of --chunk pairs (pysdtw indexes a
-(chunk, chunk) matrix per call; 256 to 1024 pairs per call ran fastest).
 
     python -m benchmarks.softdtw --threads 2
 """
@@ -32,9 +36,9 @@ import pysdtw
 import torch
 import torch.nn.functional as F
 from tslearn.metrics import SoftDTW as TslearnSoftDTW
-from tslearn.metrics import SoftDTWLossPyTorch
 
 from pipeline.align.distance import soft_dtw_cross
+from pipeline.align.softdtw import soft_dtw
 
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -55,15 +59,19 @@ def by_pairs(layer: Callable, queries: torch.Tensor, exemplars: torch.Tensor, ch
     return torch.cat(values).view(len(queries), len(exemplars))
 
 
-def contenders(gamma: float, chunk: int) -> dict[str, Distance]:
-    """(queries, exemplars) -> (Nq, Ne) softDTW distance matrices, one per library."""
-    pysdtw_layer = pysdtw.SoftDTW(gamma=gamma, dist_func=cosine_cost, use_cuda=False)
-    tslearn_layer = SoftDTWLossPyTorch(gamma=gamma, dist_func=cosine_cost)
+def cross_contenders(gamma: float, chunk: int) -> dict[str, Distance]:
+    """(queries, exemplars) -> (Nq, Ne) softDTW distance matrices, ours and pysdtw's."""
+    layer = pysdtw.SoftDTW(gamma=gamma, dist_func=cosine_cost, use_cuda=False)
     return {
         "ours": partial(soft_dtw_cross, gamma=gamma),
-        "pysdtw": partial(by_pairs, pysdtw_layer, chunk=chunk),
-        "tslearn": partial(by_pairs, tslearn_layer, chunk=chunk),
+        "pysdtw": partial(by_pairs, layer, chunk=chunk),
     }
+
+
+def paired_contenders(gamma: float) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """(B, N, M) costs -> (B,) softDTW values, ours and pysdtw's on the same matrices."""
+    layer = pysdtw.SoftDTW(gamma=gamma, dist_func=lambda cost, _: cost, use_cuda=False)
+    return {"ours": partial(soft_dtw, gamma=gamma), "pysdtw": lambda cost: layer(cost, cost)}
 
 
 def round_times(methods: dict[str, Callable[[], None]], rounds: int) -> dict[str, np.ndarray]:
@@ -82,39 +90,48 @@ def round_times(methods: dict[str, Callable[[], None]], rounds: int) -> dict[str
     return seconds
 
 
-def bulk_forward(distance: Distance, queries: torch.Tensor, exemplars: torch.Tensor) -> None:
+def without_gradient(distance: Callable, *inputs: torch.Tensor) -> None:
     with torch.no_grad():
-        distance(queries, exemplars)
+        distance(*inputs)
 
 
-def forward_backward(distance: Distance, batch: torch.Tensor) -> None:
+def with_gradient(distance: Callable, *inputs: torch.Tensor) -> None:
+    leaves = [x.clone().requires_grad_(True) for x in inputs]
+    distance(*leaves).sum().backward()
+
+
+def cross_with_gradient(distance: Distance, batch: torch.Tensor) -> None:
     clips = batch.clone().requires_grad_(True)
     distance(clips, clips).sum().backward()
 
 
 def throughput(length: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """Per task, for clips of `length` frames: pairs per second of each contender (median
-    round) and the median over rounds of each contender's time over ours in that round."""
+    """Per path and dtype, for clips of `length` frames: pairs per second of ours and pysdtw
+    (median round) and the median over rounds of pysdtw's time over ours in that round."""
     g = torch.Generator().manual_seed(length)
     queries = torch.randn(args.queries, length, args.dim, generator=g)
     exemplars = torch.randn(args.exemplars, length, args.dim, generator=g)
     batch = torch.randn(args.batch, length, args.dim, generator=g)
-    methods = contenders(args.gamma, args.chunk)
-    pairs = len(queries) * len(exemplars)
-    tasks = {
-        "bulk forward": (partial(bulk_forward, queries=queries, exemplars=exemplars), pairs),
-        "bulk forward (float64)": (
-            partial(bulk_forward, queries=queries.double(), exemplars=exemplars.double()),
-            pairs,
-        ),
-        "fwd + bwd": (partial(forward_backward, batch=batch), len(batch) ** 2),
-    }
+    left_clips = torch.randn(args.pairs, length, args.dim, generator=g)
+    right_clips = torch.randn(args.pairs, length, args.dim, generator=g)
+    costs = cosine_cost(left_clips, right_clips)  # (pairs, T, T)
+    paired, cross = paired_contenders(args.gamma), cross_contenders(args.gamma, args.chunk)
     results = {}
-    for task, (run, pairs) in tasks.items():
-        seconds = round_times({name: partial(run, f) for name, f in methods.items()}, args.rounds)
-        results[task] = {name: pairs / float(np.median(t)) for name, t in seconds.items()}
-        for name in ("pysdtw", "tslearn"):
-            results[task][f"ours / {name}"] = float(np.median(seconds[name] / seconds["ours"]))
+    for dtype in (torch.float32, torch.float64):
+        c, q, e, b = (x.to(dtype) for x in (costs, queries, exemplars, batch))
+        tasks = {
+            "paired forward": (paired, without_gradient, (c,), len(c)),
+            "paired fwd + bwd": (paired, with_gradient, (c,), len(c)),
+            "cross forward": (cross, without_gradient, (q, e), len(q) * len(e)),
+            "cross fwd + bwd": (cross, cross_with_gradient, (b,), len(b) ** 2),
+        }
+        for task, (methods, run, inputs, pairs) in tasks.items():
+            seconds = round_times(
+                {name: partial(run, f, *inputs) for name, f in methods.items()}, args.rounds
+            )
+            row = {name: pairs / float(np.median(t)) for name, t in seconds.items()}
+            row["ratio"] = float(np.median(seconds["pysdtw"] / seconds["ours"]))
+            results[f"{task}, {str(dtype).removeprefix('torch.')}"] = row
     return results
 
 
@@ -181,7 +198,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="bulk forward: unlabeled clips")
     parser.add_argument("--exemplars", type=int, default=100, help="bulk forward: exemplars")
     parser.add_argument("--batch", type=int, default=96, help="training batch (clips)")
-    parser.add_argument("--chunk", type=int, default=512, help="pairs per pysdtw/tslearn call")
+    parser.add_argument("--pairs", type=int, default=2048, help="paired: cost matrices")
+    parser.add_argument("--chunk", type=int, default=512, help="cross: pairs per pysdtw call")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds; medians are kept")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -194,17 +212,13 @@ def main() -> None:
         f"numba {numba.__version__}, d = {args.dim}, gamma = {args.gamma}"
     )
     print()
-    print(
-        "| T | task | ours pairs/s | pysdtw pairs/s | tslearn pairs/s | ours / pysdtw "
-        "| ours / tslearn |"
-    )
-    print("|---|---|---|---|---|---|---|")
+    print("| T | path, dtype | ours pairs/s | pysdtw pairs/s | ours / pysdtw |")
+    print("|---|---|---:|---:|---:|")
     for length in args.lengths:
         for task, rate in throughput(length, args).items():
             print(
                 f"| {length} | {task} | {rate['ours']:,.0f} | {rate['pysdtw']:,.0f} | "
-                f"{rate['tslearn']:,.0f} | {rate['ours / pysdtw']:.1f}x | "
-                f"{rate['ours / tslearn']:.1f}x |"
+                f"{rate['ratio']:.1f}x |"
             )
     print()
     for length in args.lengths:

@@ -295,3 +295,55 @@ def test_pairwise_distance_kinds():
         pairwise_distance(queries, exemplars, "euclidean", gamma=0.1)
     assert typical_distance("softdtw", 16) == 16.0
     assert typical_distance("pooled_cosine", 16) == 1.0
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_paired_batches_of_any_size_equal_one_pair_at_a_time(implementation):
+    # the paired path lays batches out in rows of GRID_WIDTH pairs and pads the last row:
+    # sizes around the row width and the kernels' lanes must all give every pair its own value
+    for pairs in (1, 31, 33, 64, 65, 130):
+        cost = _cosine_cost(6, 5, seed=30 + pairs, batch=pairs).requires_grad_(True)
+        values = soft_dtw(cost, 0.01, implementation=implementation)
+        weights = torch.linspace(0.5, 1.5, pairs, dtype=torch.float64)
+        (grad,) = torch.autograd.grad((values * weights).sum(), cost)
+        assert values.shape == (pairs,) and grad.shape == cost.shape
+        for b in (0, pairs // 2, pairs - 1):
+            pair = cost[b : b + 1].detach().requires_grad_(True)
+            alone = soft_dtw(pair, 0.01, implementation=implementation)
+            (alone_grad,) = torch.autograd.grad(alone.sum() * weights[b], pair)
+            torch.testing.assert_close(values[b : b + 1], alone, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(grad[b : b + 1], alone_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gradients_equal_finite_differences_at_small_gamma(dtype):
+    # central differences of the float64 recursion, on a cost nudged well inside one soft
+    # path; the float32 path's gradient is the float64 one rounded to float32
+    cost64 = _cosine_cost(8, 7, seed=40, batch=70)
+    cost = cost64.to(dtype).requires_grad_(True)
+    (grad,) = torch.autograd.grad(soft_dtw(cost, 0.001).sum(), cost)
+    assert grad.dtype == dtype and torch.isfinite(grad).all()
+    cost64 = cost.detach().double()
+    step = 1e-7
+    for b, i, j in [(0, 0, 0), (5, 3, 2), (33, 7, 6), (69, 4, 4), (64, 1, 5)]:
+        plus, minus = cost64.clone(), cost64.clone()
+        plus[b, i, j] += step
+        minus[b, i, j] -= step
+        difference = (soft_dtw(plus[b : b + 1], 0.001) - soft_dtw(minus[b : b + 1], 0.001)) / (
+            2 * step
+        )
+        assert grad[b, i, j].item() == pytest.approx(difference.item(), abs=1e-4)
+
+
+def test_float32_gradients_equal_float64_gradients():
+    g = torch.Generator().manual_seed(41)
+    clips = torch.randn(70, 16, 32, generator=g)
+    grads = {}
+    for dtype in (torch.float32, torch.float64):
+        leaf = clips.to(dtype).requires_grad_(True)
+        distances = soft_dtw_cross(leaf, leaf, gamma=0.001)
+        (grads[dtype],) = torch.autograd.grad(distances.sum(), leaf)
+        assert distances.dtype == dtype and torch.isfinite(grads[dtype]).all()
+    torch.testing.assert_close(
+        grads[torch.float32].double(), grads[torch.float64], rtol=1e-4, atol=1e-5
+    )

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.align.softdtw import Implementation, soft_dtw_grid
+from pipeline.align.softdtw import GRID_WIDTH, Implementation, soft_dtw_grid
 
 DistanceKind = Literal["softdtw", "pooled_cosine", "framewise_cosine"]
 
@@ -26,7 +26,7 @@ def _check_clips(queries: torch.Tensor, exemplars: torch.Tensor) -> None:
 
 
 def _blocks(n_queries: int, n_exemplars: int, block_pairs: int) -> tuple[int, int]:
-    exemplars = max(1, min(n_exemplars, block_pairs))
+    exemplars = max(1, min(n_exemplars, block_pairs, GRID_WIDTH))
     queries = max(1, min(n_queries, block_pairs // exemplars))
     return queries, exemplars
 
@@ -44,8 +44,9 @@ def soft_dtw_cross(
     (Ne, T2, d) -> (Nq, Ne), differentiable in both inputs.
 
     The cost of a block of pairs is one matrix product whose output already has the
-    (queries, T, T2, exemplars) layout the kernels read; block_pairs bounds the pairs in
-    flight, hence the memory (block_pairs * T * T2 costs, plus float64 tables under grad).
+    (queries, T, T2, exemplars) layout the kernels read, with at most GRID_WIDTH exemplars
+    (see there why); block_pairs bounds the pairs in flight, hence the memory
+    (block_pairs * T * T2 costs, plus float64 tables under grad).
     """
     _check_clips(queries, exemplars)
     if block_pairs < 1:

@@ -19,6 +19,11 @@ from torch.autograd.function import once_differentiable
 from pipeline.align import softdtw_float32, softdtw_numba, softdtw_torch
 
 Implementation = Literal["auto", "numba", "torch"]
+# Pairs side by side along a cost grid's last axis (B) when the caller picks the layout: a
+# multiple of both CPU kernels' LANES, and narrow enough that one pair's N * M costs lie in
+# a few memory pages. In a wide grid (B in the thousands) consecutive costs of one pair are
+# B apart, each on its own page, and the TLB misses cost more than the sweep itself.
+GRID_WIDTH = 64
 _KERNELS: dict[str, ModuleType] = {"numba": softdtw_numba, "torch": softdtw_torch}
 
 
@@ -110,5 +115,10 @@ def soft_dtw(
     """
     if cost.dim() != 3:
         raise ValueError(f"cost must have shape (B, N, M), got {tuple(cost.shape)}")
-    grid = cost.permute(1, 2, 0).unsqueeze(0)  # (1, N, M, B): the B pairs side by side
-    return soft_dtw_grid(grid, gamma, band, implementation).squeeze(0)
+    pairs, n, m = cost.shape
+    width = max(1, min(GRID_WIDTH, pairs))
+    rows = -(-pairs // width)
+    if rows * width != pairs:  # zero costs fill the last row; their values are dropped
+        cost = torch.cat([cost, cost.new_zeros(rows * width - pairs, n, m)])
+    grid = cost.view(rows, width, n, m).permute(0, 2, 3, 1)  # (rows, N, M, width)
+    return soft_dtw_grid(grid, gamma, band, implementation).reshape(-1)[:pairs]

@@ -1,8 +1,8 @@
 """softDTW values in float32 for inference: a branch-free sweep the compiler vectorises.
 
-The float64 kernels (softdtw_numba) skip the exponentials of the soft minimum that cannot
-change a float64 sum, which leaves a branch per cell the CPU mispredicts, and code no
-compiler can turn into SIMD. Here every cell of every lane takes the same path: the
+The float64 kernels (softdtw_numba) are built the same way, with longer polynomials and
+eight lanes to a vector instead of sixteen; for float32 costs without a gradient this
+sweep is about twice as fast again. Every cell of every lane takes the same path: the
 minimum of three, two exp2 and one log1p written as polynomials, so the loop over the lanes
 (pairs side by side, contiguous in the (A, N, M, B) grid) compiles to vector instructions.
 
