@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score
 
 from pipeline.align.distance import DistanceKind, pairwise_distance
 from pipeline.models.alignability import AlignabilityModel
@@ -36,6 +35,10 @@ def verify_pairs(
     pair_scores, pair_distances = scores[upper], distances.cpu().numpy()[upper]
     if same.all() or not same.any():
         raise ValueError("verification needs both same-class and different-class pairs")
+    # imported here: sklearn.metrics costs about a second of start-up (scipy.stats with it)
+    # in every stage that imports this module, and only this function uses it
+    from sklearn.metrics import average_precision_score
+
     return Verification(
         average_precision=float(average_precision_score(same, pair_scores)),
         distance_average_precision=float(average_precision_score(same, -pair_distances)),

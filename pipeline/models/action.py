@@ -15,7 +15,6 @@ self-supervised weights.
 
 import torch
 from torch import nn
-from torchvision.models.video import r2plus1d_18
 
 from pipeline.models.weights import load_backbone_weights
 
@@ -134,6 +133,10 @@ class FramewiseTrunk(nn.Module):
 
 def r2plus1d_paper(num_classes: int, dropout: float, weights: str = "") -> nn.Module:
     """torchvision's R(2+1)D-18, optionally initialised from a local state-dict file."""
+    # imported here: torchvision.models costs about a second of every stage's start-up,
+    # and only this preset needs it
+    from torchvision.models.video import r2plus1d_18
+
     model = r2plus1d_18(weights=None)
     if weights:
         load_backbone_weights(model, weights)

@@ -9,7 +9,6 @@ import math
 
 import torch
 from torch import nn
-from torchvision.models import resnet18, resnet50
 
 from pipeline.models.weights import load_backbone_weights
 
@@ -36,6 +35,10 @@ class SmallCNN(nn.Module):
 
 def torchvision_backbone(name: str, weights: str = "") -> nn.Module:
     """A torchvision ResNet without its classifier, optionally loaded from a local file."""
+    # imported here, not at the top: torchvision.models takes about a second to import
+    # (it loads torch._dynamo), which every stage importing this module would pay
+    from torchvision.models import resnet18, resnet50
+
     model = {"resnet18": resnet18, "resnet50": resnet50}[name](weights=None)
     if weights:
         load_backbone_weights(model, weights)
