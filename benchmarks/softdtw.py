@@ -14,7 +14,9 @@ Ours recurses in float64 except the float32 forward-only paths (the float32 infe
 sweep); pysdtw recurses in float64 whatever the input. The methods take turns in each of
 --rounds rounds, with a short pause before each run, so that load from other processes hits
 them alike; rates are medians over rounds, and a ratio is the median over rounds of
-pysdtw's time over ours in the same round.
+pysdtw's time over ours in the same round: wall time, and CPU time of all the process's
+threads (steadier when other processes load the machine, as it leaves out the time a
+thread waits for a core).
   values          ours in float64 against tslearn's recursion on the same cost matrices,
                   and ours on float32 clips against ours on the same clips in float64;
   1M pairs        1000 queries x 1000 exemplars at T = 16: time and peak memory.
@@ -74,20 +76,25 @@ def paired_contenders(gamma: float) -> dict[str, Callable[[torch.Tensor], torch.
     return {"ours": partial(soft_dtw, gamma=gamma), "pysdtw": lambda cost: layer(cost, cost)}
 
 
-def round_times(methods: dict[str, Callable[[], None]], rounds: int) -> dict[str, np.ndarray]:
-    """Seconds of every method in every round; the methods take turns within a round."""
+def round_times(
+    methods: dict[str, Callable[[], None]], rounds: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Wall seconds and CPU seconds (all threads of this process) of every method in every
+    round; the methods take turns within a round."""
     for run in methods.values():
         run()  # compile and warm caches
-    seconds = {name: np.empty(rounds) for name in methods}
+    wall = {name: np.empty(rounds) for name in methods}
+    cpu = {name: np.empty(rounds) for name in methods}
     for r in range(rounds):
         for name, run in methods.items():
             # let the previous run's idle OpenMP threads stop spinning and fall asleep, so
             # they do not take cores from the next contender
             time.sleep(0.2)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
-            seconds[name][r] = time.perf_counter() - start
-    return seconds
+            wall[name][r] = time.perf_counter() - start
+            cpu[name][r] = time.process_time() - start_cpu
+    return wall, cpu
 
 
 def without_gradient(distance: Callable, *inputs: torch.Tensor) -> None:
@@ -126,11 +133,12 @@ def throughput(length: int, args: argparse.Namespace) -> dict[str, dict[str, flo
             "cross fwd + bwd": (cross, cross_with_gradient, (b,), len(b) ** 2),
         }
         for task, (methods, run, inputs, pairs) in tasks.items():
-            seconds = round_times(
+            seconds, cpu = round_times(
                 {name: partial(run, f, *inputs) for name, f in methods.items()}, args.rounds
             )
             row = {name: pairs / float(np.median(t)) for name, t in seconds.items()}
             row["ratio"] = float(np.median(seconds["pysdtw"] / seconds["ours"]))
+            row["cpu ratio"] = float(np.median(cpu["pysdtw"] / cpu["ours"]))
             results[f"{task}, {str(dtype).removeprefix('torch.')}"] = row
     return results
 
@@ -212,13 +220,16 @@ def main() -> None:
         f"numba {numba.__version__}, d = {args.dim}, gamma = {args.gamma}"
     )
     print()
-    print("| T | path, dtype | ours pairs/s | pysdtw pairs/s | ours / pysdtw |")
-    print("|---|---|---:|---:|---:|")
+    print(
+        "| T | path, dtype | ours pairs/s | pysdtw pairs/s | ours / pysdtw (wall) "
+        "| ours / pysdtw (CPU time) |"
+    )
+    print("|---|---|---:|---:|---:|---:|")
     for length in args.lengths:
         for task, rate in throughput(length, args).items():
             print(
                 f"| {length} | {task} | {rate['ours']:,.0f} | {rate['pysdtw']:,.0f} | "
-                f"{rate['ratio']:.1f}x |"
+                f"{rate['ratio']:.1f}x | {rate['cpu ratio']:.1f}x |"
             )
     print()
     for length in args.lengths:

@@ -46,8 +46,8 @@ def train_one_epoch(
     grad_clip: float,
     epoch: int,
 ) -> dict[str, float]:
-    """One pass over `loader`; returns the epoch means of the objective's outputs, the share
-    of wall time spent waiting for data, and clips per second."""
+    """One pass over `loader`; returns the epoch means of the objective's outputs, its wall
+    seconds, the share of them spent waiting for data, and clips per second."""
     objective.train()
     trainable = [p for p in objective.parameters() if p.requires_grad]
     totals: dict[str, float] = defaultdict(float)
@@ -87,6 +87,7 @@ def train_one_epoch(
         packed = torch.tensor([metrics[n] for n in names], dtype=torch.float64)
         dist.all_reduce(packed)
         metrics = dict(zip(names, (packed / runtime.world_size).tolist(), strict=True))
+    metrics["epoch_seconds"] = elapsed  # benchmarks/pipeline.py splits stage time with it
     metrics["data_wait_fraction"] = data_wait / max(elapsed, 1e-9)
     metrics["clips_per_second"] = clips * runtime.world_size / max(elapsed, 1e-9)
     metrics["lr"] = scheduler.get_last_lr()[0]
@@ -152,10 +153,12 @@ def fit(
             continue
         due = (epoch + 1) % evaluate_every == 0 or epoch == train.epochs - 1
         if evaluate is not None and due:
+            evaluate_started = time.perf_counter()
             evaluated = evaluate()
             first = next(iter(evaluated.values()), None)
             best = first if best is None or (first is not None and first > best) else best
             metrics |= evaluated
+            metrics["evaluate_seconds"] = time.perf_counter() - evaluate_started
         if mlflow.active_run() is not None:
             mlflow.log_metrics({f"{log_prefix}{k}": v for k, v in metrics.items()}, step=epoch)
         print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
