@@ -153,7 +153,10 @@ def main() -> None:
     for name, model, inputs, targets in cases:
         for row in compare(name, model, inputs, targets, args.levers, args.rounds, args.steps):
             name_, lever, rate, ratio, diff, prepare = row
-            print(f"| {name_} | {lever} | {rate:.0f} | {ratio:.2f}x | {diff:.1e} | {prepare:.1f} |")
+            print(
+                f"| {name_} | {lever} | {rate:.0f} | {ratio:.2f}x | {diff:.1e} | {prepare:.1f} |",
+                flush=True,  # a case at a time: on a loaded machine all of them take long
+            )
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 
