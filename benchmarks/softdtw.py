@@ -133,6 +133,8 @@ def throughput(length: int, args: argparse.Namespace) -> dict[str, dict[str, flo
             "cross fwd + bwd": (cross, cross_with_gradient, (b,), len(b) ** 2),
         }
         for task, (methods, run, inputs, pairs) in tasks.items():
+            if not any(task.startswith(path) for path in args.paths):
+                continue
             seconds, cpu = round_times(
                 {name: partial(run, f, *inputs) for name, f in methods.items()}, args.rounds
             )
@@ -209,6 +211,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2048, help="paired: cost matrices")
     parser.add_argument("--chunk", type=int, default=512, help="cross: pairs per pysdtw call")
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds; medians are kept")
+    parser.add_argument(
+        "--paths", nargs="+", default=["paired", "cross"], help="paired and/or cross"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     numba.set_num_threads(args.threads)
