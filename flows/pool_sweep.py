@@ -211,7 +211,7 @@ def run_on_pool(
                         job.verdicts = _verdicts(client, job.flow_run_id)
                         if job.name == SHARED_JOB:
                             commit = branch_head(root, sweep, git_remote)
-                        echo(f"{job.name} done on {flow_run.name}")
+                        echo(f"{job.name} done on {' then '.join(job.machines)}")
                     elif state.type == StateType.CRASHED:
                         crashed(client, job, f"crashed: {state.message}")
                     elif state.type in (StateType.FAILED, StateType.CANCELLED):

@@ -108,8 +108,10 @@ def sweep_job(
     if overrides is None:
         checked_dvc(root, ["repro", *shared_stages], echo, env)
         checked_dvc(root, ["push", "--run-cache", *shared_stages], logger.info, env)
-        if git(root, "status", "--porcelain", "--", "dvc.lock"):
-            git(root, "add", "dvc.lock")
+        # dvc.lock, and the .gitignore files DVC writes beside new outputs.
+        lock_files = ["dvc.lock", "*.gitignore"]
+        if git(root, "status", "--porcelain", "--", *lock_files):
+            git(root, "add", "--all", "--", *lock_files)
             git(root, "commit", "--quiet", "-m", f"sweep {sweep}: shared stages' dvc.lock")
             git(root, "push", "--quiet", git_remote, f"HEAD:refs/heads/{branch}")
             logger.info("pushed %s to %s %s", git(root, "rev-parse", "HEAD"), git_remote, branch)

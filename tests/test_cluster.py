@@ -140,7 +140,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Itera
                 "--artifacts-destination", str(cluster.root / "mlflow-artifacts"),
                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
             ],
-            cluster.root, mlflow_log, cluster.env(),
+            # No job runner: its consumer processes are for GenAI jobs the pipeline has none of.
+            cluster.root, mlflow_log, cluster.env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
         )  # fmt: skip
         # ============ the project, its git remote and its DVC remote ============
         project = make_project(cluster.project, OVERRIDES)
@@ -350,3 +351,31 @@ def test_two_nodes_under_torchrun_match_one_process(tmp_path: Path) -> None:
     # Only rank 0 wrote the training checkpoint.
     assert (tmp_path / "nodes-checkpoint-0.pt").exists()
     assert not (tmp_path / "nodes-checkpoint-1.pt").exists()
+
+
+def test_ui_with_a_tracking_server_starts_prefect_alone(cluster: Cluster, tmp_path: Path) -> None:
+    prefect_port = _free_port()
+    env = cluster.env(PREFECT_HOME=str(tmp_path / "prefect"), PYTHONPATH=str(REPO))
+    command = [
+        sys.executable, "-m", "pipeline.cli", "ui", "--prefect-port", str(prefect_port),
+        "--timeout", "240",
+    ]  # fmt: skip
+    ui = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        printed = []
+        while not printed or not printed[-1].startswith("Ctrl-C stops"):
+            line = ui.stdout.readline()
+            assert line, f"finepseudo ui ended early with {ui.wait()}: {printed}"
+            printed.append(line)
+        assert printed[0].startswith(f"Prefect UI: http://127.0.0.1:{prefect_port} ")
+        assert printed[1].startswith(f"MLflow UI:  {cluster.mlflow_url} ")
+        assert printed[2].startswith("Ctrl-C stops the Prefect server")
+        ui.send_signal(signal.SIGINT)
+        ui.communicate(timeout=90)
+        assert ui.returncode == 0
+    finally:
+        if ui.poll() is None:
+            ui.terminate()
+            ui.wait(timeout=60)
+    with urllib.request.urlopen(f"{cluster.mlflow_url}/health", timeout=10) as answer:
+        assert answer.status == 200  # the tracking server is not the UI's to stop
