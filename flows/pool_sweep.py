@@ -27,6 +27,7 @@ from pathlib import Path
 from uuid import UUID
 
 from prefect import get_client
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import run_deployment
@@ -111,7 +112,7 @@ def deploy_job(pool: str) -> str:
     return f"{sweep_job.name}/{DEPLOYMENT}"
 
 
-def _worker_gone(client, pool: str, flow_run: FlowRun) -> str | None:
+def _worker_gone(client: SyncPrefectClient, pool: str, flow_run: FlowRun) -> str | None:
     """Why the worker running `flow_run` counts as gone (no heartbeat for a while), or None."""
     worker_name = flow_run.labels.get(_WORKER_LABEL)
     if not worker_name:
@@ -126,7 +127,7 @@ def _worker_gone(client, pool: str, flow_run: FlowRun) -> str | None:
     return None
 
 
-def _verdicts(client, flow_run_id: UUID) -> dict[str, str]:
+def _verdicts(client: SyncPrefectClient, flow_run_id: UUID) -> dict[str, str]:
     artifacts = client.read_artifacts(
         artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
     )
@@ -173,7 +174,7 @@ def run_on_pool(
         job.flow_run_id, job.status = flow_run.id, "submitted"
         echo(f"submitted {job.name} (attempt {job.attempts}) as flow run {flow_run.id}")
 
-    def crashed(client, job: Job, reason: str) -> None:
+    def crashed(job: Job, reason: str) -> None:
         job.reasons.append(f"attempt {job.attempts}: {reason}")
         if job.attempts < attempts:
             echo(f"{job.name}: {reason}; submitting it again")
@@ -213,7 +214,7 @@ def run_on_pool(
                             commit = branch_head(root, sweep, git_remote)
                         echo(f"{job.name} done on {' then '.join(job.machines)}")
                     elif state.type == StateType.CRASHED:
-                        crashed(client, job, f"crashed: {state.message}")
+                        crashed(job, f"crashed: {state.message}")
                     elif state.type in (StateType.FAILED, StateType.CANCELLED):
                         job.status = "failed"
                         job.reasons.append(f"{state.name.lower()}: {state.message}")
@@ -223,7 +224,7 @@ def run_on_pool(
                             client.set_flow_run_state(
                                 job.flow_run_id, Crashed(message=gone), force=True
                             )
-                            crashed(client, job, gone)
+                            crashed(job, gone)
                 time.sleep(poll_seconds)
     except BaseException:
         cancel(jobs, echo)

@@ -205,9 +205,14 @@ def label_split_sweep(
     check_choices(params, fractions, seeds, methods)
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: expected one of {BACKENDS}")
+    env = command_environment(root)
     if backend == "pool" and not pool:
         raise ValueError("the pool backend needs the name of a work pool (--pool NAME)")
-    env = command_environment(root)
+    if backend == "pool" and not env["MLFLOW_TRACKING_URI"].startswith(("http://", "https://")):
+        raise ValueError(
+            f"the pool backend needs an MLflow tracking server every machine reaches; "
+            f"MLFLOW_TRACKING_URI is {env['MLFLOW_TRACKING_URI']} (docs/cluster.md)"
+        )
     sweep = datetime.now().strftime("%m%d-%H%M%S")
     combinations = list(itertools.product(methods, fractions, seeds))
     names = [experiment_name(*combination, sweep) for combination in combinations]

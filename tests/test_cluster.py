@@ -32,7 +32,7 @@ from flows.pool_sweep import DEPLOYMENT
 from flows.sweep_job import MACHINE_TAG
 from pipeline.tracking import PIPELINE_TAG, STAGE_TAG
 
-pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1200)]
 
 HERE = Path(__file__).resolve().parent
 POOL = "cluster"
