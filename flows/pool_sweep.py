@@ -218,7 +218,7 @@ def run_on_pool(
                     elif state.type in (StateType.FAILED, StateType.CANCELLED):
                         job.status = "failed"
                         job.reasons.append(f"{state.name.lower()}: {state.message}")
-                    elif state.type == StateType.RUNNING:
+                    elif state.type in (StateType.PENDING, StateType.RUNNING):
                         gone = _worker_gone(client, pool, flow_run)
                         if gone:
                             client.set_flow_run_state(
