@@ -22,10 +22,13 @@ import pandas as pd
 import psutil
 import pytest
 import torch
+import yaml
 from mlflow.tracking import MlflowClient
 from prefect import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import StateType
+from prefect.workers.process import ProcessWorker
 from tiny_project import REPO, make_project, run
 
 from flows.pool_sweep import DEPLOYMENT
@@ -112,6 +115,7 @@ class Cluster:
             "DO_NOT_TRACK": "true",
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "OMP_NUM_THREADS": "1",
+            "PREFECT_HOME": str(self.root / "prefect-home"),
             **extra,
         }
 
@@ -154,8 +158,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Itera
         run(project, "git", "fetch", "-q", "origin")
         _wait_for(f"{cluster.mlflow_url}/health", server, mlflow_log)
         # ============ the pool and a worker per machine, each in its own clone ============
-        run(project, sys.executable, "-m", "prefect", "work-pool", "create", POOL, "--type",
-            "process", check=True)  # fmt: skip
+        # As `prefect work-pool create cluster --type process` does, without its look-up of
+        # worker types on the network.
+        with get_client(sync_client=True) as client:
+            client.create_work_pool(
+                WorkPoolCreate(
+                    name=POOL,
+                    type="process",
+                    base_job_template=ProcessWorker.get_default_base_job_template(),
+                )
+            )
         for machine in MACHINES:
             clone = cluster.root / machine
             run(cluster.root, "git", "clone", "-q", str(cluster.git_remote), str(clone))
@@ -379,3 +391,64 @@ def test_ui_with_a_tracking_server_starts_prefect_alone(cluster: Cluster, tmp_pa
             ui.wait(timeout=60)
     with urllib.request.urlopen(f"{cluster.mlflow_url}/health", timeout=10) as answer:
         assert answer.status == 200  # the tracking server is not the UI's to stop
+
+
+def _stage_processes(worker: subprocess.Popen) -> list[str]:
+    """Command lines of the DVC and stage processes below a worker."""
+    found = []
+    for process in psutil.Process(worker.pid).children(recursive=True):
+        try:
+            command = " ".join(process.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        if "stages." in command or " dvc " in f" {command} " or "-m dvc" in command:
+            found.append(command)
+    return found
+
+
+def test_stopping_the_sweep_stops_the_stages_on_the_workers(
+    cluster: Cluster, sweep: tuple[str, str]
+) -> None:
+    _, lost = sweep
+    (machine,) = [m for m in MACHINES if m != lost]
+    worker = cluster.workers[machine]
+    # A setting no run has used yet, so the job has a stage to run when the sweep stops.
+    params = yaml.safe_load((cluster.project / "params.yaml").read_text())
+    params["finetune"]["epochs"] = 2
+    (cluster.project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(cluster.project, "git", "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qam", "2")
+    driver = cluster.start(
+        [
+            sys.executable, "-m", "flows.sweep_flow", "--backend", "pool", "--pool", POOL,
+            "--project", str(cluster.project), "--fractions", "0.5", "--seeds", "0",
+            "--methods", "supervised",
+        ],
+        cluster.project, cluster.root / "stopped.log", cluster.env(PYTHONPATH=str(cluster.project)),
+    )  # fmt: skip
+    deadline = time.monotonic() + 400
+    while not any("stages.finetune" in c for c in _stage_processes(worker)):
+        assert driver.poll() is None, (cluster.root / "stopped.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "finetune never started on the worker"
+        time.sleep(1)
+
+    os.killpg(driver.pid, signal.SIGINT)  # Ctrl-C
+
+    assert driver.wait(timeout=120) != 0
+    deadline = time.monotonic() + 120
+    while (left := _stage_processes(worker)) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not left, left
+    assert worker.poll() is None  # the worker itself goes on, ready for the next sweep
+    # The worker reports the run it ended as Cancelled.
+    sweep_id = re.search(
+        r"sweep (\d{4}-\d{6}): commit", (cluster.root / "stopped.log").read_text()
+    )[1]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        stopped = [r for r in _flow_runs() if r.parameters["name"].endswith(sweep_id)]
+        if [r.state_type for r in stopped] == [StateType.CANCELLED]:
+            break
+        time.sleep(2)
+    assert [(r.parameters["name"], r.state_type) for r in stopped] == [
+        (f"supervised-f0.5-s0-{sweep_id}", StateType.CANCELLED)
+    ]
