@@ -139,9 +139,9 @@ def _run_local(
     retries: int,
     poll_seconds: float,
     reuse: ReuseCount,
-) -> list[str]:
+) -> dict[str, str]:
     """The shared stages in the workspace, then each combination in DVC's experiment queue;
-    returns the failed experiments."""
+    returns the failed experiments and why."""
     logger = get_run_logger()
     env = command_environment(root)
     shared = [stage.name for stage in read_stage_graph(root).shared()]
@@ -163,12 +163,12 @@ def _run_local(
             future.wait()
     finally:
         stop_workers(root, logger.info, env)
-    failed = []
+    failed = {}
     for name, future in followed.items():
         if future.state.is_completed():
             reuse.add(name, future.result())
         else:
-            failed.append(name)
+            failed[name] = future.state.message or future.state.name
     return failed
 
 
@@ -219,8 +219,7 @@ def label_split_sweep(
     reuse = ReuseCount()
 
     if backend == "local":
-        failed = _run_local(root, combinations, names, jobs, retries, poll_seconds, reuse)
-        failures = {name: "DVC experiment failed" for name in failed}
+        failures = _run_local(root, combinations, names, jobs, retries, poll_seconds, reuse)
     else:
         shared = [stage.name for stage in read_stage_graph(root).shared()]
         done = run_on_pool(
