@@ -2,10 +2,19 @@
 of the pipeline, then the comparison of all of them from MLflow.
 
 The stages every combination shares (those that read no `run.*` param: dataset, frames, splits,
-self-supervised pretraining) run once, in the workspace, through the pipeline flow; the
-experiments check their outputs out of DVC's cache instead of running them again.
+self-supervised pretraining) run once; the experiments check their outputs out of DVC's cache
+instead of running them again, and stages that read no run.method restore from DVC's run-cache
+for all but one method. The sweep ends by printing how many stage runs it reused.
+
+Two backends:
+- `local` (default): the shared stages in the workspace through the pipeline flow, then DVC's
+  experiment queue on this machine, `--jobs` at a time;
+- `pool`: every job a flow run on a Prefect work pool of process workers, each machine in its
+  own clone, sharing a git remote, a DVC remote and an MLflow tracking server
+  (flows/pool_sweep.py; docs/cluster.md sets it up).
 
     python -m flows.sweep_flow --fractions 0.05 0.1 0.2 --seeds 0 1 2 --jobs 2
+    python -m flows.sweep_flow --backend pool --pool gpus --fractions 0.05 0.1 0.2 --seeds 0 1 2
 """
 
 import argparse
@@ -30,11 +39,14 @@ from flows.experiment_queue import (
     stop_workers,
 )
 from flows.pipeline_flow import finepseudo_pipeline
+from flows.pool_sweep import plan_jobs, run_on_pool
 from flows.stage_graph import read_stage_graph
+from flows.stage_reuse import ReuseCount, stage_verdicts
 from pipeline.compare import METHODS, compare_runs, experiment_id, log_comparison
 from pipeline.config import Params, load_params
 from pipeline.tracking import config_digest
 
+BACKENDS = ("local", "pool")
 # Seconds with no worker answering and nothing running before the workers are restarted: well
 # past the time a worker takes to start on a loaded machine, so none is started twice.
 _STALL_SECONDS = 60.0
@@ -65,22 +77,29 @@ def check_choices(
 
 
 @task(task_run_name="{name}", cache_policy=NO_CACHE)
-def experiment(project: str, name: str, poll_seconds: float) -> str:
+def experiment(project: str, name: str, poll_seconds: float) -> dict[str, str]:
     """Follow one started experiment: its output goes to this task's log; fails when DVC
-    reports it failed."""
+    reports it failed. Returns what DVC did with each stage."""
     logger = get_run_logger()
     root = Path(project)
     env = command_environment(root)
-    followed = follow_logs(root, name, logger.info, env)
+    output: list[str] = []
+
+    def echo(line: str) -> None:
+        output.append(line)
+        logger.info(line)
+
+    followed = follow_logs(root, name, echo, env)
     while (state := queue_status(root, env).states.get(name)) not in FINAL_STATES:
         time.sleep(poll_seconds)  # the worker still collects the experiment's results
     if not followed:
-        print_logs(root, name, logger.info, env)
+        output.clear()
+        print_logs(root, name, echo, env)
     if state == "Failed":
         raise ExperimentFailed(
             f"DVC experiment {name} failed; `dvc queue logs {name}` has its output"
         )
-    return name
+    return stage_verdicts(read_stage_graph(root).names, output)
 
 
 def _run_queue(
@@ -112,6 +131,47 @@ def _run_queue(
     return followed
 
 
+def _run_local(
+    root: Path,
+    combinations: list[tuple[str, float, int]],
+    names: list[str],
+    jobs: int,
+    retries: int,
+    poll_seconds: float,
+    reuse: ReuseCount,
+) -> dict[str, str]:
+    """The shared stages in the workspace, then each combination in DVC's experiment queue;
+    returns the failed experiments and why."""
+    logger = get_run_logger()
+    env = command_environment(root)
+    shared = [stage.name for stage in read_stage_graph(root).shared()]
+    shared_stages = finepseudo_pipeline.with_options(flow_run_name="shared stages")
+    reuse.add("shared stages", shared_stages(project=str(root), stages=shared, retries=retries))
+
+    status = queue_status(root, env)
+    if status.workers:
+        raise RuntimeError(
+            f"{status.workers} DVC queue worker(s) already run in {root}; they would log to the "
+            "MLflow store of their own environment. Wait for them or run `dvc queue stop`."
+        )
+    for (method, fraction, seed), name in zip(combinations, names, strict=True):
+        overrides = {"run.method": method, "run.fraction": fraction, "run.seed": seed}
+        queue_experiment(root, name, overrides, logger.info, env)
+    try:
+        followed = _run_queue(root, names, jobs, poll_seconds)
+        for future in followed.values():
+            future.wait()
+    finally:
+        stop_workers(root, logger.info, env)
+    failed = {}
+    for name, future in followed.items():
+        if future.state.is_completed():
+            reuse.add(name, future.result())
+        else:
+            failed[name] = future.state.message or future.state.name
+    return failed
+
+
 @flow(name="finepseudo-label-split-sweep")
 def label_split_sweep(
     fractions: list[float] | None = None,
@@ -122,12 +182,19 @@ def label_split_sweep(
     out: str = "comparison",
     retries: int = 1,
     poll_seconds: float = 5.0,
+    backend: str = "local",
+    pool: str | None = None,
+    git_remote: str = "origin",
+    attempts: int = 3,
 ) -> str:
     """Run every combination of label fraction, split seed and method (default: all of
-    splits.fractions, splits.seeds and the methods) as a DVC experiment, `jobs` at a time, then
-    write the comparison to `out` and log it to MLflow; returns the comparison's Markdown.
+    splits.fractions, splits.seeds and the methods) as a DVC experiment, then write the
+    comparison to `out` and log it to MLflow; returns the comparison's Markdown.
 
-    Fails, after writing the comparison of the others, when any experiment failed.
+    `backend` "local" runs them in DVC's queue here, `jobs` at a time; "pool" submits them to
+    the Prefect work pool `pool`, through the git remote `git_remote`, each job run up to
+    `attempts` times when its worker dies. Fails, after writing the comparison of the others,
+    when any combination failed, naming each and why.
     """
     logger = get_run_logger()
     root = Path(project).resolve()
@@ -136,34 +203,47 @@ def label_split_sweep(
     seeds = list(params.splits.seeds) if seeds is None else seeds
     methods = METHODS if methods is None else methods
     check_choices(params, fractions, seeds, methods)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: expected one of {BACKENDS}")
     env = command_environment(root)
-
-    # ============ stages every combination shares, once, in the workspace ============
-    shared = [stage.name for stage in read_stage_graph(root).shared()]
-    shared_stages = finepseudo_pipeline.with_options(flow_run_name="shared stages")
-    shared_stages(project=str(root), stages=shared, retries=retries)
-
-    # ============ one DVC experiment per combination ============
-    status = queue_status(root, env)
-    if status.workers:
-        raise RuntimeError(
-            f"{status.workers} DVC queue worker(s) already run in {root}; they would log to the "
-            "MLflow store of their own environment. Wait for them or run `dvc queue stop`."
+    if backend == "pool" and not pool:
+        raise ValueError("the pool backend needs the name of a work pool (--pool NAME)")
+    if backend == "pool" and not env["MLFLOW_TRACKING_URI"].startswith(("http://", "https://")):
+        raise ValueError(
+            f"the pool backend needs an MLflow tracking server every machine reaches; "
+            f"MLFLOW_TRACKING_URI is {env['MLFLOW_TRACKING_URI']} (docs/cluster.md)"
         )
     sweep = datetime.now().strftime("%m%d-%H%M%S")
-    names = []
-    for method, fraction, seed in itertools.product(methods, fractions, seeds):
-        name = experiment_name(method, fraction, seed, sweep)
-        overrides = {"run.method": method, "run.fraction": fraction, "run.seed": seed}
-        queue_experiment(root, name, overrides, logger.info, env)
-        names.append(name)
-    try:
-        followed = _run_queue(root, names, jobs, poll_seconds)
-        for future in followed.values():
-            future.wait()
-        failed = [name for name, future in followed.items() if not future.state.is_completed()]
-    finally:
-        stop_workers(root, logger.info, env)
+    combinations = list(itertools.product(methods, fractions, seeds))
+    names = [experiment_name(*combination, sweep) for combination in combinations]
+    reuse = ReuseCount()
+
+    if backend == "local":
+        failures = _run_local(root, combinations, names, jobs, retries, poll_seconds, reuse)
+    else:
+        shared = [stage.name for stage in read_stage_graph(root).shared()]
+        done = run_on_pool(
+            root=root,
+            pool=pool,
+            sweep=sweep,
+            jobs=plan_jobs(combinations, names),
+            shared_stages=shared,
+            git_remote=git_remote,
+            attempts=attempts,
+            poll_seconds=poll_seconds,
+            echo=logger.info,
+        )
+        for job in done:
+            if job.status == "done":
+                reuse.add(job.name, job.verdicts)
+            logger.info(
+                "%s: %s on %s%s",
+                job.name,
+                job.status,
+                " then ".join(job.machines) or "no machine",
+                f" ({'; '.join(job.reasons)})" if job.reasons else "",
+            )
+        failures = {job.name: "; ".join(job.reasons) for job in done if job.status != "done"}
 
     # ============ the comparison ============
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
@@ -178,8 +258,11 @@ def label_split_sweep(
     }
     log_comparison(client, experiment_id(client, params.dataset.name), files, description)
     logger.info("comparison written to %s:\n%s", root / out, comparison.markdown())
-    if failed:
-        raise ExperimentFailed(f"{len(failed)} of {len(names)} experiments failed: {failed}")
+    stages = len(read_stage_graph(root).names)
+    logger.info(reuse.summary(len(combinations), stages))
+    if failures:
+        listed = "\n".join(f"  {name}: {why}" for name, why in failures.items())
+        raise ExperimentFailed(f"{len(failures)} of {len(names)} combinations failed:\n{listed}")
     return comparison.markdown()
 
 
@@ -203,6 +286,19 @@ def main() -> None:
         "--out", default="comparison", help="folder for the comparison, inside the project"
     )
     parser.add_argument("--retries", type=int, default=1, help="reruns of a failed shared stage")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="local",
+        help="local: DVC's queue on this machine; pool: a Prefect work pool (docs/cluster.md)",
+    )
+    parser.add_argument("--pool", help="the work pool of the pool backend")
+    parser.add_argument(
+        "--git-remote", default="origin", help="git remote the pool's machines clone from"
+    )
+    parser.add_argument(
+        "--attempts", type=int, default=3, help="runs of a pool job whose worker died"
+    )
     args = parser.parse_args()
     label_split_sweep(
         fractions=args.fractions,
@@ -212,6 +308,10 @@ def main() -> None:
         project=args.project,
         out=args.out,
         retries=args.retries,
+        backend=args.backend,
+        pool=args.pool,
+        git_remote=args.git_remote,
+        attempts=args.attempts,
     )
 
 

@@ -32,10 +32,13 @@ class Service:
     health: str
 
 
+def _is_server(store: str) -> bool:
+    return store.startswith(("http://", "https://"))
+
+
 def services(prefect_port: int, mlflow_port: int, store: str) -> list[Service]:
-    """The Prefect server and the MLflow UI over the MLflow store `store`."""
-    if store.startswith(("http://", "https://")):
-        raise ValueError(f"MLFLOW_TRACKING_URI is the server {store}: open its own UI instead")
+    """The Prefect server and the MLflow UI over the MLflow store `store`; the Prefect server
+    alone when `store` is a tracking server (its UI is at its own address)."""
     artifacts = artifact_root(store)
     mlflow_command = [
         sys.executable,
@@ -55,7 +58,7 @@ def services(prefect_port: int, mlflow_port: int, store: str) -> list[Service]:
         mlflow_command += ["--artifacts-destination", artifacts]
     prefect_url = f"http://{HOST}:{prefect_port}"
     mlflow_url = f"http://{HOST}:{mlflow_port}"
-    return [
+    started = [
         Service(
             "Prefect",
             [
@@ -75,6 +78,7 @@ def services(prefect_port: int, mlflow_port: int, store: str) -> list[Service]:
         ),
         Service("MLflow", mlflow_command, mlflow_url, f"{mlflow_url}/health"),
     ]
+    return started[:1] if _is_server(store) else started
 
 
 def _port_free(port: int) -> bool:
@@ -137,8 +141,14 @@ def serve(args: argparse.Namespace) -> int:
     The servers' own output goes to log files, quoted when one fails, so the terminal keeps
     the addresses readable.
     """
-    chosen = services(args.prefect_port, args.mlflow_port, tracking_uri())
-    busy = [f"{port}" for port in (args.prefect_port, args.mlflow_port) if not _port_free(port)]
+    store = tracking_uri()
+    if _is_server(store) and not _answers(f"{store.rstrip('/')}/health"):
+        raise ValueError(
+            f"the MLflow tracking server {store} (MLFLOW_TRACKING_URI) does not answer"
+        )
+    chosen = services(args.prefect_port, args.mlflow_port, store)
+    ports = [args.prefect_port, args.mlflow_port][: len(chosen)]
+    busy = [f"{port}" for port in ports if not _port_free(port)]
     if busy:
         raise ValueError(
             f"port(s) {', '.join(busy)} on {HOST} are taken; "
@@ -171,12 +181,16 @@ def serve(args: argparse.Namespace) -> int:
                     )
                 started[service.name] = (service, process, log)
             _wait_ready(started, args.timeout)
-            prefect, mlflow = chosen
+            prefect = chosen[0]
             print(
                 f"Prefect UI: {prefect.url}  (flows report with PREFECT_API_URL={prefect.url}/api)"
             )
-            print(f"MLflow UI:  {mlflow.url}  (store {tracking_uri()})")
-            print(f"Ctrl-C stops both (their logs: {logs}).", flush=True)
+            if len(chosen) > 1:
+                print(f"MLflow UI:  {chosen[1].url}  (store {store})")
+                print(f"Ctrl-C stops both (their logs: {logs}).", flush=True)
+            else:
+                print(f"MLflow UI:  {store}  (the tracking server's own; it keeps running)")
+                print(f"Ctrl-C stops the Prefect server (its log: {logs}).", flush=True)
             while True:
                 for name, (_, process, log) in started.items():
                     if process.poll() is not None:

@@ -23,9 +23,11 @@ from prefect.client.schemas.filters import (
     FlowRunFilterId,
     FlowRunFilterParentTaskRunId,
     LogFilter,
+    LogFilterFlowRunId,
     LogFilterTaskRunId,
 )
 from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.sorting import LogSort
 from prefect.logging.handlers import APILogHandler
 from prefect.states import State
 from tiny_project import REPO, make_project, run
@@ -83,6 +85,19 @@ def task_log(task_run: TaskRun) -> list[str]:
             log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[task_run.id]))
         )
     return [log.message for log in logs]
+
+
+def last_flow_log(flow_state: State, lines: int = 50) -> list[str]:
+    """The last `lines` log lines of a flow run (its tasks' included), oldest first."""
+    APILogHandler().flush()
+    flow_run_id = flow_state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+            limit=lines,
+            sort=LogSort.TIMESTAMP_DESC,
+        )
+    return [log.message for log in reversed(logs)]
 
 
 def mlflow_runs(project: Path, filter_string: str) -> list:
@@ -232,6 +247,16 @@ def test_sweep_runs_dvc_experiments_and_compare_reads_them(project: Path, first_
     assert {r.state_name for r in shared} == {"Skipped"}
     for stage in SHARED:
         assert len(mlflow_runs(project, f"tags.`{STAGE_TAG}` = '{stage}'")) == 1
+    # The sweep counts what DVC reused: the shared stages (skipped in the workspace, then checked
+    # out by every experiment) and, per experiment, each of its 10 stages ran or was reused.
+    (summary,) = [line for line in last_flow_log(state) if line.startswith("stage runs: ")]
+    ran, reused, unchanged = map(
+        int,
+        re.match(
+            r"stage runs: (\d+) ran, (\d+) reused \(\d+ .*, (\d+) unchanged", summary
+        ).groups(),
+    )
+    assert ran + reused == 5 + 4 * 10 and unchanged >= 5 + 4 * 5, summary
 
     # Every combination's parent run, as MLflow holds it.
     parents = {
