@@ -9,6 +9,7 @@ import mlflow
 
 from pipeline.config import load_params
 from pipeline.steps.pretrain import pretrain_action
+from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
 
 
@@ -25,7 +26,7 @@ def main() -> None:
         "action_encoder": params.action_encoder.model_dump(),
         "clip": params.clips.alignability.model_dump(),
     }
-    with stage_run("pretrain_action", params, logged):
+    with stage_run("pretrain_action", params, logged) as child:
         pretrain_action(
             frames=args.frames,
             out=args.out,
@@ -37,6 +38,7 @@ def main() -> None:
             run=params.run,
         )
         mlflow.log_artifact(str(args.out), "models")
+        tag_metric_subsets(child.info.run_id)
 
 
 if __name__ == "__main__":

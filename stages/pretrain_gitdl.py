@@ -8,6 +8,7 @@ import mlflow
 
 from pipeline.config import load_params
 from pipeline.steps.pretrain import pretrain
+from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
 
 
@@ -26,7 +27,7 @@ def main() -> None:
         "alignability_encoder": params.alignability_encoder.model_dump(),
         "clip": params.clips.alignability.model_dump(),
     }
-    with stage_run("pretrain_gitdl", params, logged):
+    with stage_run("pretrain_gitdl", params, logged) as child:
         pretrain(
             frames=args.frames,
             out=args.out,
@@ -38,6 +39,7 @@ def main() -> None:
             run=params.run,
         )
         mlflow.log_artifact(str(args.out), "models")
+        tag_metric_subsets(child.info.run_id)
 
 
 if __name__ == "__main__":
