@@ -15,11 +15,11 @@ from pipeline.data.frames import FrameStore
 from pipeline.data.manifest import manifest_frame, write_manifest
 from pipeline.data.splits import (
     evaluation_set,
+    labeled_test_clips,
     load_split,
     make_splits,
     monitoring_set,
     split_name,
-    labeled_test_clips,
 )
 
 CLASSES = ["back tuck", "back pike", "front tuck", "front pike"]
@@ -162,9 +162,7 @@ def test_the_default_hold_out_keeps_a_label_per_class_at_five_percent(tmp_path):
     rows = [_row(f"c{c}_train{i:02d}", c, "train") for c, n in counts.items() for i in range(n)]
     defaults = SplitsParams()
     assert defaults.validation_fraction == 0.1
-    make_splits(
-        manifest=manifest_frame(rows), classes=CLASSES, params=defaults, out=tmp_path / "s"
-    )
+    make_splits(manifest=manifest_frame(rows), classes=CLASSES, params=defaults, out=tmp_path / "s")
     validation = pd.read_parquet(tmp_path / "s" / "validation.parquet")
     assert _per_class(validation) == {0: 5}  # 0.3, 0.2 and 0.1 clips round to none
     # of class 0's 45 remaining clips: 2.25, 4.5 and 9 labels, rounded half up
