@@ -133,6 +133,7 @@ class ActionEncoderParams(Section):
     temporal_blocks: int = Field(1, ge=0)
     time_bins: int = Field(8, ge=1)
     weights: str = ""
+    allow_random_init: bool = False
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
@@ -149,6 +150,7 @@ class AlignabilityEncoderParams(Section):
     backbone: Literal["small_cnn", "resnet18", "resnet50"] = "small_cnn"
     backbone_widths: list[int] = Field(default_factory=lambda: [16, 32, 64], min_length=1)
     backbone_weights: str = ""
+    allow_random_init: bool = False
     layers: int = Field(3, ge=1)
     heads: int = Field(8, ge=1)
     hidden: int = Field(256, ge=8)

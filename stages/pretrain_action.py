@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 
 from pipeline.config import load_params
+from pipeline.models.weights import check_pretrained_weights
 from pipeline.steps.pretrain import pretrain_action
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
@@ -20,6 +21,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
     args = parser.parse_args()
     params = load_params()
+    check_pretrained_weights(params.action_encoder, params.alignability_encoder)
 
     logged = {
         "action_gitdl": params.action_gitdl.model_dump(),

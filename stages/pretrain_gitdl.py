@@ -7,6 +7,7 @@ from pathlib import Path
 import mlflow
 
 from pipeline.config import load_params
+from pipeline.models.weights import check_pretrained_weights
 from pipeline.steps.pretrain import pretrain
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
@@ -21,6 +22,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
     args = parser.parse_args()
     params = load_params()
+    check_pretrained_weights(params.action_encoder, params.alignability_encoder)
 
     logged = {
         "gitdl": params.gitdl.model_dump(),
