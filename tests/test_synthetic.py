@@ -120,9 +120,8 @@ def _matching(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 def test_order_only_pairs_hold_the_same_frames_in_another_order(a: int, b: int, phase: str) -> None:
     assert differs_only_in_order(CLASSES[a], CLASSES[b])
     assert phase in differing_phases(CLASSES[a], CLASSES[b])
-    settings = SynthesizeParams(
-        size=48, aspect=1.0
-    )  # the actor fills as much of the frame as before
+    # square frames: the thresholds below are per pixel, and wider frames add backdrop
+    settings = SynthesizeParams(size=48, aspect=1.0)
     for seed in (a, b):
         factors = sample_factors(np.random.default_rng(seed), settings)
         first = render_clip(a, factors, settings, noise=False)
@@ -137,9 +136,8 @@ def test_order_only_pairs_hold_the_same_frames_in_another_order(a: int, b: int, 
 def test_classes_differing_in_one_phase_hold_different_poses(a: int, b: int) -> None:
     assert not differs_only_in_order(CLASSES[a], CLASSES[b])
     assert len(differing_phases(CLASSES[a], CLASSES[b])) == 1
-    settings = SynthesizeParams(
-        size=48, aspect=1.0
-    )  # the actor fills as much of the frame as before
+    # square frames: the thresholds below are per pixel, and wider frames add backdrop
+    settings = SynthesizeParams(size=48, aspect=1.0)
     factors = sample_factors(np.random.default_rng(0), settings)
     _, best = _matching(
         render_clip(a, factors, settings, noise=False),
