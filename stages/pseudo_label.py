@@ -40,7 +40,7 @@ def main() -> None:
             metric=params.metric_learning,
             run=params.run,
         )
-        statistics = round_statistics(table)
+        statistics = round_statistics(table, confidence_threshold=params.pseudo_label.threshold)
         mlflow.log_metrics(statistics)
         mlflow.log_artifact(str(args.out), "pseudo_labels")
         # from the unlabeled training clips' hidden labels: diagnostics, never a criterion

@@ -4,12 +4,14 @@ hand-built inputs."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from pipeline.config import PseudoLabelParams
 from pipeline.pseudo.acceptance import decide
 from pipeline.pseudo.nonparametric import class_scores, nonparametric_probs, select_exemplars
+from pipeline.pseudo.round_table import COLUMNS, round_statistics
 
 # ============ non-parametric classifier ============
 
@@ -124,3 +126,28 @@ def test_missing_inputs_and_unknown_strategies_fail_early():
         decide("entropy", P_G, 0.6)
     with pytest.raises(ValueError, match=r"p_f must have shape \(3, 3\)"):
         decide("collaborative", P_G, 0.6, p_f=np.ones((3, 2)))
+
+
+def test_a_round_reports_its_own_and_the_confidence_rules_count_and_accuracy():
+    # four clips: g is sure of 0 and 1 (1 wrongly); the collaborative rule took 0 and 2
+    table = pd.DataFrame(
+        {
+            "video_id": ["a", "b", "c", "d"],
+            "round": "round_1",
+            "label": [0, 1, 2, 0],
+            "label_name": ["x", "y", "z", "x"],
+            "confidence": [0.8, 0.5, 0.7, 0.2],
+            "accepted": [True, False, True, False],
+            "f_label": [0, 2, 2, 1],
+            "f_confidence": [0.7, 0.6, 0.9, 0.4],
+            "g_label": [0, 1, 1, 0],
+            "g_confidence": [0.9, 0.8, 0.5, 0.3],
+            "true_label": [0.0, 2.0, 2.0, np.nan],
+        },
+        columns=COLUMNS,
+    )
+    stats = round_statistics(table, confidence_threshold=0.6)
+    assert stats["pseudo_labels"] == 2 and stats["pseudo_label_accuracy"] == 1.0
+    assert stats["confidence_pseudo_labels"] == 2
+    assert stats["confidence_pseudo_label_accuracy"] == 0.5
+    assert "confidence_pseudo_labels" not in round_statistics(table)
