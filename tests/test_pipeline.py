@@ -5,6 +5,7 @@ resuming a stage that was killed, and `finepseudo predict`."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -159,8 +160,22 @@ def test_mlflow_holds_the_parent_run_with_every_stage_and_the_registered_model(p
     )
     retrain = children["retrain@round_1"].data.metrics
     assert {"action_loss", "alignability_loss"} <= set(retrain)
-    assert retrain["training_clips"] == 24  # 12 labeled + 12 accepted pseudo-labels
-    assert children["pseudo_label@round_1"].data.metrics["pseudo_labels"] == 12
+    # 12 labeled + 8 accepted pseudo-labels: 4 of the 24 training clips are the validation ones
+    assert retrain["training_clips"] == 20
+    assert children["pseudo_label@round_1"].data.metrics["pseudo_labels"] == 8
+    # the equal budget: 6 steps of 4 clips, half of them labeled, logged with the round
+    assert (retrain["action_steps"], retrain["action_batch_size"]) == (6, 4)
+    assert retrain["action_labeled_per_batch"] == retrain["action_pseudo_labeled_per_batch"] == 2
+    # every metric says which subset it came from; only evaluate's come from the test set
+    tags = {stage: run.data.tags for stage, run in children.items()}
+    assert tags["metric_learning"]["subset.verification_ap"] == "validation"
+    assert tags["metric_learning"]["subset.loss"] == "train"
+    assert tags["finetune"]["subset.loss"] == "train"
+    assert tags["pseudo_label@round_1"]["subset.pseudo_label_accuracy"] == "train"
+    assert tags["evaluate"]["subset.top1"] == parent.data.tags["subset.top1"] == "test"
+    for stage, stage_tags in tags.items():
+        subsets = {v for k, v in stage_tags.items() if k.startswith("subset.")}
+        assert subsets <= ({"test"} if stage == "evaluate" else {"train", "validation"}), stage
 
     client = _client(project)
     (version,) = client.search_model_versions("name = 'finepseudo-synthetic'")
@@ -177,6 +192,60 @@ def test_mlflow_holds_the_parent_run_with_every_stage_and_the_registered_model(p
         torch.testing.assert_close(
             registered(clips), saved.model.eval()(clips), atol=1e-5, rtol=1e-4
         )
+
+
+def test_retraining_takes_the_same_steps_every_round(project):
+    steps = yaml.safe_load((project / "params.yaml").read_text())["self_training"]["retrain"]
+    counts = [
+        int(
+            load_checkpoint(project / "models" / r / "action.pt")["model"][
+                "stem.1.num_batches_tracked"
+            ]
+        )
+        for r in ("round_0", "round_1", "round_2")
+    ]
+    assert np.diff(counts).tolist() == [steps["steps"]] * 2
+
+
+def test_scrambled_test_labels_change_nothing_before_evaluate(project, tmp_path):
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy, symlinks=True)
+    manifest_path = copy / "data/frames/manifest.parquet"
+    manifest = pd.read_parquet(manifest_path)
+    test = manifest["subset"] == "test"
+    labels = manifest.loc[test, "label"].to_numpy()
+    manifest.loc[test, "label"] = np.roll(labels, 1)  # every test clip gets another's label
+    assert (manifest.loc[test, "label"].to_numpy() != labels).any()
+    manifest_path.unlink()  # DVC links outputs from its cache: write a new file
+    manifest.to_parquet(manifest_path, index=False)
+    run(copy, "dvc", "commit", "-f", "-q", "extract_frames")
+    result = run(copy, "dvc", "repro", check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "Running stage 'make_splits'" in result.stdout  # everything after extraction reran
+    for name in sorted(p.name for p in (project / "data/splits").iterdir()):
+        assert (copy / "data/splits" / name).read_bytes() == (
+            project / "data/splits" / name
+        ).read_bytes(), name
+    for round_name in ("round_1", "round_2"):
+        tables = [
+            pd.read_parquet(root / "data/pseudo_labels" / f"{round_name}.parquet")
+            for root in (project, copy)
+        ]
+        pd.testing.assert_frame_equal(*tables)
+    models = ["pretrained/alignability.pt", "pretrained/action.pt"] + [
+        f"{r}/{m}.pt" for r in ("round_0", "round_1", "round_2") for m in ("action", "alignability")
+    ]
+    for name in models:
+        before, after = (
+            torch.load(root / "models" / name, weights_only=True) for root in (project, copy)
+        )
+        weights = "state_dict" if "state_dict" in before else "model"
+        assert before[weights].keys() == after[weights].keys()
+        for key, value in before[weights].items():
+            assert torch.equal(value, after[weights][key]), (name, key)
+    # evaluate did read the scrambled labels
+    actual = [pd.read_csv(root / "plots/predictions.csv")["actual"] for root in (project, copy)]
+    assert (actual[0] != actual[1]).any()
 
 
 def test_evaluation_writes_metrics_predictions_per_class_table_and_confusion_plot(project):
