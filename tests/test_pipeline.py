@@ -44,9 +44,11 @@ STAGES = [
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # threshold 0 accepts every pseudo-label, so retraining provably reads them
+    # threshold 0 accepts every pseudo-label, so retraining provably reads them; 2 of each
+    # class's 6 training clips held out give monitoring same-class validation pairs
     root = make_project(
-        tmp_path_factory.mktemp("pipeline") / "project", {"pseudo_label": {"threshold": 0.0}}
+        tmp_path_factory.mktemp("pipeline") / "project",
+        {"pseudo_label": {"threshold": 0.0}, "splits": {"validation_fraction": 0.34}},
     )
     result = run(root, "dvc", "repro", check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -160,8 +162,8 @@ def test_mlflow_holds_the_parent_run_with_every_stage_and_the_registered_model(p
     )
     retrain = children["retrain@round_1"].data.metrics
     assert {"action_loss", "alignability_loss"} <= set(retrain)
-    # 12 labeled + 8 accepted pseudo-labels: 4 of the 24 training clips are the validation ones
-    assert retrain["training_clips"] == 20
+    # of the 24 training clips 8 are validation ones, 8 labeled and 8 accepted pseudo-labels
+    assert retrain["training_clips"] == 16
     assert children["pseudo_label@round_1"].data.metrics["pseudo_labels"] == 8
     # the equal budget: 6 steps of 4 clips, half of them labeled, logged with the round
     assert (retrain["action_steps"], retrain["action_batch_size"]) == (6, 4)

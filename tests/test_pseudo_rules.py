@@ -1,5 +1,5 @@
-"""The non-parametric classifier, the pseudo-label acceptance rules and the retraining set, on
-hand-built inputs."""
+"""The non-parametric classifier, the pseudo-label acceptance rules and a round's statistics,
+on hand-built inputs."""
 
 import math
 

@@ -171,11 +171,15 @@ def test_the_default_hold_out_keeps_a_label_per_class_at_five_percent(tmp_path):
         assert _per_class(split.labeled) == {0: labeled, 1: 1, 2: 1, 3: 1}
 
 
-def test_without_a_hold_out_monitoring_reads_the_labeled_clips(manifest, tmp_path):
+def test_without_same_class_validation_pairs_monitoring_reads_the_labeled_clips(manifest, tmp_path):
     _split(manifest, tmp_path / "s", fractions=[0.5], seeds=[0])
     split = load_split(tmp_path / "s" / "frac0.5_seed0.parquet")
     monitored, subset = monitoring_set(split)
     assert subset == "train" and monitored.equals(split.labeled)
+    # at most one clip per class (1 and 0.5 of 20 and 10 round to one): no pair to verify
+    _split(manifest, tmp_path / "one", fractions=[0.5], seeds=[0], validation_fraction=0.05)
+    split = load_split(tmp_path / "one" / "frac0.5_seed0.parquet")
+    assert split.validation.label.tolist() == [0, 1] and monitoring_set(split)[1] == "train"
 
 
 def test_impossible_requests_are_refused(manifest, tmp_path):

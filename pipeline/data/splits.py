@@ -189,8 +189,10 @@ def load_split(path: str | Path) -> LabelSplit:
 
 def monitoring_set(split: LabelSplit) -> tuple[pd.DataFrame, str]:
     """video_id, label of the clips that monitoring during training reads, and their subset:
-    the validation hold-out, or the labeled clips when there is none. Never the test set."""
-    if len(split.validation):
+    the validation hold-out, or the labeled clips when it holds no two clips of one class
+    (none at all, or a tiny dataset's one per class: verification needs same-class pairs).
+    Never the test set."""
+    if split.validation["label"].duplicated().any():
         return split.validation.astype({"label": "int64"}).reset_index(drop=True), "validation"
     return split.labeled.reset_index(drop=True), "train"
 
