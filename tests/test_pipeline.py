@@ -48,7 +48,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # class's 6 training clips held out give monitoring same-class validation pairs
     root = make_project(
         tmp_path_factory.mktemp("pipeline") / "project",
-        {"pseudo_label": {"threshold": 0.0}, "splits": {"validation_fraction": 0.34}},
+        {
+            "pseudo_label": {"threshold": 0.0, "collaborative_threshold": 0.0},
+            "splits": {"validation_fraction": 0.34},
+        },
     )
     result = run(root, "dvc", "repro", check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

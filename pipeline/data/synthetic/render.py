@@ -148,7 +148,8 @@ def render_clip(
     ends = np.stack([origin + unit * joints[b] for _, b, _, _ in _PARTS], axis=1)  # (T, K, 2)
     radii = np.array([(0.5 * limb * w if w else HEAD) * unit for _, _, w, _ in _PARTS])  # (K,)
     colours = 255.0 * np.stack([far if is_far else actor for _, _, _, is_far in _PARTS])  # (K, 3)
-    background = (255.0 * backdrop(factors.scene, height, width, ground)).astype(np.float32)  # (H, W, 3)
+    background = backdrop(factors.scene, height, width, ground)  # (H, W, 3)
+    background = (255.0 * background).astype(np.float32)
     image = np.repeat(background[None], len(motion.pose), axis=0)  # (T, H, W, 3)
     _draw_capsules(image, starts, ends, radii, colours)
     if noise and settings.noise > 0:
