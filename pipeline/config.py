@@ -51,6 +51,7 @@ class SynthesizeParams(Section):
     train_per_class: int = Field(50, ge=1)
     test_per_class: int = Field(12, ge=1)
     size: int = Field(64, ge=32, le=512, multiple_of=2)
+    aspect: float = Field(1.78, ge=1.0, le=3.0)
     min_frames: int = Field(32, ge=16)
     max_frames: int = Field(48, ge=16)
     fps: int = Field(25, ge=1)
@@ -98,7 +99,7 @@ class SplitsParams(Section):
     fractions: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.2], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     open_world: OpenWorldParams = OpenWorldParams()
-    validation_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     validation_seed: int = Field(0, ge=0)
 
     @model_validator(mode="after")
@@ -132,6 +133,7 @@ class ActionEncoderParams(Section):
     temporal_blocks: int = Field(1, ge=0)
     time_bins: int = Field(8, ge=1)
     weights: str = ""
+    allow_random_init: bool = False
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
@@ -148,6 +150,7 @@ class AlignabilityEncoderParams(Section):
     backbone: Literal["small_cnn", "resnet18", "resnet50"] = "small_cnn"
     backbone_widths: list[int] = Field(default_factory=lambda: [16, 32, 64], min_length=1)
     backbone_weights: str = ""
+    allow_random_init: bool = False
     layers: int = Field(3, ge=1)
     heads: int = Field(8, ge=1)
     hidden: int = Field(256, ge=8)
@@ -169,7 +172,7 @@ class ClipParams(Section):
 
 
 class ClipsParams(Section):
-    action: ClipParams = ClipParams()
+    action: ClipParams = ClipParams(stride=3)
     alignability: ClipParams = ClipParams(frames=16, stride=2)
 
 
@@ -232,7 +235,7 @@ class PseudoLabelParams(Section):
         "collaborative"
     )
     threshold: float = Field(0.6, ge=0.0, le=1.0)
-    collaborative_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    collaborative_threshold: float = Field(0.6, ge=0.0, le=1.0)
     exemplars_per_class: int = Field(15, ge=1)
     tau: float = Field(0.1, gt=0.0)
     verification_threshold: float = Field(0.6, ge=0.0, le=1.0)
@@ -245,13 +248,32 @@ class PseudoLabelParams(Section):
         return self.collaborative_threshold if strategy == "collaborative" else self.threshold
 
 
+class RetrainParams(TrainParams):
+    """g's training per round: `steps` optimiser steps, split evenly over `epochs` (a metrics
+    line and a checkpoint after each), the same for every method."""
+
+    steps: int = Field(150, ge=1)
+
+    @model_validator(mode="after")
+    def _whole_epochs(self) -> "RetrainParams":
+        if self.epochs < 1 or self.steps % self.epochs:
+            raise ValueError(
+                f"steps ({self.steps}) must be a multiple of epochs ({self.epochs}) >= 1"
+            )
+        return self
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.steps // self.epochs
+
+
 class SelfTrainingParams(Section):
     rounds: dict[str, str] = Field(
         default_factory=lambda: {"round_1": "round_0", "round_2": "round_1", "round_3": "round_2"}
     )
-    retrain: TrainParams = TrainParams(epochs=3)
+    retrain: RetrainParams = RetrainParams(epochs=3)
     retrain_alignability: ScheduleParams = ScheduleParams(epochs=1)
-    labeled_share: float = Field(0.5, ge=0.0, lt=1.0)
+    labeled_share: float = Field(0.5, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
     def _rounds_chain(self) -> "SelfTrainingParams":

@@ -5,10 +5,17 @@ import argparse
 from pathlib import Path
 
 import mlflow
+from mlflow.tracking import MlflowClient
 
 from pipeline.config import load_params
 from pipeline.steps.evaluate import evaluate
-from pipeline.tracking import log_parent_metrics, register_action_encoder, stage_run
+from pipeline.subsets import tag_metric_subsets
+from pipeline.tracking import (
+    log_parent_metrics,
+    parent_run_id,
+    register_action_encoder,
+    stage_run,
+)
 
 
 def main() -> None:
@@ -28,7 +35,7 @@ def main() -> None:
     final_round = params.self_training.final_round
     with stage_run(
         "evaluate", params, {"evaluate": params.evaluate.model_dump(), "final_round": final_round}
-    ):
+    ) as child:
         result = evaluate(
             frames=args.frames,
             split=args.split,
@@ -42,6 +49,10 @@ def main() -> None:
         )
         mlflow.log_metrics(result.metrics)
         log_parent_metrics(params, result.metrics)
+        subset = params.evaluate.subset  # test, or validation while choosing settings
+        tag_metric_subsets(child.info.run_id, default=subset)
+        parent = parent_run_id(MlflowClient(), params)
+        tag_metric_subsets(parent, dict.fromkeys(result.metrics, subset))
         for artifact in (args.metrics, args.predictions, args.per_class, args.confusion):
             mlflow.log_artifact(str(artifact), "evaluation")
         saved = result.model

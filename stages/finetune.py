@@ -8,6 +8,7 @@ import mlflow
 
 from pipeline.config import load_params
 from pipeline.steps.finetune import finetune
+from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
 
 
@@ -27,7 +28,7 @@ def main() -> None:
         "finetune": params.finetune.model_dump(),
         "action_encoder": params.action_encoder.model_dump(),
     }
-    with stage_run("finetune", params, logged):
+    with stage_run("finetune", params, logged) as child:
         finetune(
             frames=args.frames,
             split=args.split,
@@ -41,6 +42,7 @@ def main() -> None:
             run=params.run,
         )
         mlflow.log_artifact(str(args.out), "models")
+        tag_metric_subsets(child.info.run_id)
 
 
 if __name__ == "__main__":

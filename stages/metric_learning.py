@@ -9,6 +9,7 @@ import mlflow
 from pipeline.config import load_params
 from pipeline.evaluate.plots import plot_score_histograms
 from pipeline.steps.metric_learning import learn_alignability
+from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
 
 
@@ -29,7 +30,7 @@ def main() -> None:
 
     with stage_run(
         "metric_learning", params, {"metric_learning": params.metric_learning.model_dump()}
-    ):
+    ) as child:
         result = learn_alignability(
             frames=args.frames,
             split=args.split,
@@ -47,10 +48,13 @@ def main() -> None:
             verification.same_class_scores,
             verification.different_class_scores,
             args.histogram,
-            f"after metric learning: verification AP {verification.average_precision:.3f}",
+            f"after metric learning: verification AP {verification.average_precision:.3f} "
+            f"({result.monitored_subset} clips)",
         )
         mlflow.log_artifact(str(args.histogram), "plots")
         mlflow.log_artifact(str(args.out), "models")
+        monitored = dict.fromkeys(["verification_ap", "distance_ap"], result.monitored_subset)
+        tag_metric_subsets(child.info.run_id, monitored)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ from pathlib import Path
 import mlflow
 
 from pipeline.config import load_params
+from pipeline.models.weights import check_pretrained_weights
 from pipeline.steps.pretrain import pretrain
+from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
 
 
@@ -20,13 +22,14 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
     args = parser.parse_args()
     params = load_params()
+    check_pretrained_weights(params.action_encoder, params.alignability_encoder)
 
     logged = {
         "gitdl": params.gitdl.model_dump(),
         "alignability_encoder": params.alignability_encoder.model_dump(),
         "clip": params.clips.alignability.model_dump(),
     }
-    with stage_run("pretrain_gitdl", params, logged):
+    with stage_run("pretrain_gitdl", params, logged) as child:
         pretrain(
             frames=args.frames,
             out=args.out,
@@ -38,6 +41,7 @@ def main() -> None:
             run=params.run,
         )
         mlflow.log_artifact(str(args.out), "models")
+        tag_metric_subsets(child.info.run_id)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import mlflow
 from pipeline.config import load_params
 from pipeline.pseudo.round_table import round_statistics
 from pipeline.steps.pseudo_label import pseudo_label
+from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
 
 
@@ -26,7 +27,7 @@ def main() -> None:
 
     with stage_run(
         f"pseudo_label@{args.round}", params, {"pseudo_label": params.pseudo_label.model_dump()}
-    ):
+    ) as child:
         table = pseudo_label(
             frames=args.frames,
             split=args.split,
@@ -39,9 +40,11 @@ def main() -> None:
             metric=params.metric_learning,
             run=params.run,
         )
-        statistics = round_statistics(table)
+        statistics = round_statistics(table, confidence_threshold=params.pseudo_label.threshold)
         mlflow.log_metrics(statistics)
         mlflow.log_artifact(str(args.out), "pseudo_labels")
+        # from the unlabeled training clips' hidden labels: diagnostics, never a criterion
+        tag_metric_subsets(child.info.run_id)
     print(f"{args.out}: {statistics}")
 
 

@@ -8,6 +8,7 @@ import mlflow
 
 from pipeline.config import load_params
 from pipeline.steps.retrain import retrain
+from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
 
 
@@ -34,7 +35,7 @@ def main() -> None:
         "retrain_alignability": params.self_training.retrain_alignability.model_dump(),
         "labeled_share": params.self_training.labeled_share,
     }
-    with stage_run(f"retrain@{args.round}", params, logged):
+    with stage_run(f"retrain@{args.round}", params, logged) as child:
         result = retrain(
             frames=args.frames,
             split=args.split,
@@ -51,7 +52,9 @@ def main() -> None:
             run=params.run,
         )
         mlflow.log_metric("training_clips", result.training_clips)
+        mlflow.log_metrics(result.budget)  # the equal budget, logged with every round
         mlflow.log_artifacts(str(args.out), "models")
+        tag_metric_subsets(child.info.run_id)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ resuming a stage that was killed, and `finepseudo predict`."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -43,9 +44,14 @@ STAGES = [
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # threshold 0 accepts every pseudo-label, so retraining provably reads them
+    # threshold 0 accepts every pseudo-label, so retraining provably reads them; 2 of each
+    # class's 6 training clips held out give monitoring same-class validation pairs
     root = make_project(
-        tmp_path_factory.mktemp("pipeline") / "project", {"pseudo_label": {"threshold": 0.0}}
+        tmp_path_factory.mktemp("pipeline") / "project",
+        {
+            "pseudo_label": {"threshold": 0.0, "collaborative_threshold": 0.0},
+            "splits": {"validation_fraction": 0.34},
+        },
     )
     result = run(root, "dvc", "repro", check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -159,8 +165,22 @@ def test_mlflow_holds_the_parent_run_with_every_stage_and_the_registered_model(p
     )
     retrain = children["retrain@round_1"].data.metrics
     assert {"action_loss", "alignability_loss"} <= set(retrain)
-    assert retrain["training_clips"] == 24  # 12 labeled + 12 accepted pseudo-labels
-    assert children["pseudo_label@round_1"].data.metrics["pseudo_labels"] == 12
+    # of the 24 training clips 8 are validation ones, 8 labeled and 8 accepted pseudo-labels
+    assert retrain["training_clips"] == 16
+    assert children["pseudo_label@round_1"].data.metrics["pseudo_labels"] == 8
+    # the equal budget: 6 steps of 4 clips, half of them labeled, logged with the round
+    assert (retrain["action_steps"], retrain["action_batch_size"]) == (6, 4)
+    assert retrain["action_labeled_per_batch"] == retrain["action_pseudo_labeled_per_batch"] == 2
+    # every metric says which subset it came from; only evaluate's come from the test set
+    tags = {stage: run.data.tags for stage, run in children.items()}
+    assert tags["metric_learning"]["subset.verification_ap"] == "validation"
+    assert tags["metric_learning"]["subset.loss"] == "train"
+    assert tags["finetune"]["subset.loss"] == "train"
+    assert tags["pseudo_label@round_1"]["subset.pseudo_label_accuracy"] == "train"
+    assert tags["evaluate"]["subset.top1"] == parent.data.tags["subset.top1"] == "test"
+    for stage, stage_tags in tags.items():
+        subsets = {v for k, v in stage_tags.items() if k.startswith("subset.")}
+        assert subsets <= ({"test"} if stage == "evaluate" else {"train", "validation"}), stage
 
     client = _client(project)
     (version,) = client.search_model_versions("name = 'finepseudo-synthetic'")
@@ -177,6 +197,88 @@ def test_mlflow_holds_the_parent_run_with_every_stage_and_the_registered_model(p
         torch.testing.assert_close(
             registered(clips), saved.model.eval()(clips), atol=1e-5, rtol=1e-4
         )
+
+
+def test_retraining_takes_the_same_steps_every_round(project):
+    steps = yaml.safe_load((project / "params.yaml").read_text())["self_training"]["retrain"]
+    counts = [
+        int(
+            load_checkpoint(project / "models" / r / "action.pt")["model"][
+                "stem.1.num_batches_tracked"
+            ]
+        )
+        for r in ("round_0", "round_1", "round_2")
+    ]
+    assert np.diff(counts).tolist() == [steps["steps"]] * 2
+
+
+def _copy_as_pseudo_label(project: Path, copy: Path) -> None:
+    """A copy of the project switched to method pseudo_label: f then plays no part in the
+    pseudo-labels and g's training, so every output but f's is bit-reproducible."""
+    shutil.copytree(project, copy, symlinks=True)
+    params = yaml.safe_load((copy / "params.yaml").read_text())
+    params["run"]["method"] = "pseudo_label"
+    (copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    saved = torch.load(path, weights_only=True)
+    return saved["state_dict"] if "state_dict" in saved else saved["model"]
+
+
+def test_scrambled_test_labels_change_nothing_before_evaluate(project, tmp_path):
+    same, scrambled = tmp_path / "same", tmp_path / "scrambled"
+    _copy_as_pseudo_label(project, same)
+    result = run(same, "dvc", "repro", "retrain@round_2", check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    _copy_as_pseudo_label(project, scrambled)
+    manifest_path = scrambled / "data/frames/manifest.parquet"
+    manifest = pd.read_parquet(manifest_path)
+    test = manifest["subset"] == "test"
+    labels = manifest.loc[test, "label"].to_numpy()
+    manifest.loc[test, "label"] = np.roll(labels, 1)  # every test clip gets another's label
+    assert (manifest.loc[test, "label"].to_numpy() != labels).any()
+    manifest_path.unlink()  # DVC links outputs from its cache: write a new file
+    manifest.to_parquet(manifest_path, index=False)
+    run(scrambled, "dvc", "commit", "-f", "-q", "extract_frames")
+    result = run(scrambled, "dvc", "repro", check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    for stage in STAGES[2:]:  # every stage after extraction reran on the scrambled manifest
+        assert f"Running stage '{stage}'" in result.stdout, stage
+
+    for name in sorted(p.name for p in (same / "data/splits").iterdir()):
+        assert (same / "data/splits" / name).read_bytes() == (
+            scrambled / "data/splits" / name
+        ).read_bytes(), name
+    for round_name in ("round_1", "round_2"):
+        tables = [
+            pd.read_parquet(root / "data/pseudo_labels" / f"{round_name}.parquet")
+            for root in (same, scrambled)
+        ]
+        pd.testing.assert_frame_equal(*tables)
+    models = ["pretrained/alignability.pt", "pretrained/action.pt"] + [
+        f"{r}/action.pt" for r in ("round_0", "round_1", "round_2")
+    ]
+    for name in models:
+        before, after = (_weights(root / "models" / name) for root in (same, scrambled))
+        assert before.keys() == after.keys()
+        for key, value in before.items():
+            assert torch.equal(value, after[key]), (name, key)
+    # Metric learning is reproducible to float rounding only (two runs on the same inputs
+    # differ by about 1e-8 in f's encoder), so f's encoder is compared to a tolerance; its
+    # score head, fitted afterwards on the tiny set, amplifies those differences, so it is not.
+    before, after = (
+        _weights(root / "models/round_0/alignability.pt") for root in (same, scrambled)
+    )
+    for key, value in before.items():
+        if key.startswith("encoder."):
+            torch.testing.assert_close(value, after[key], rtol=0, atol=1e-3, msg=key)
+    # and evaluate did read the scrambled labels
+    actual = [
+        pd.read_csv(root / "plots/predictions.csv")["actual"] for root in (project, scrambled)
+    ]
+    assert (actual[0] != actual[1]).any()
 
 
 def test_evaluation_writes_metrics_predictions_per_class_table_and_confusion_plot(project):

@@ -1,5 +1,5 @@
-"""The non-parametric classifier, the pseudo-label acceptance rules and the retraining set, on
-hand-built inputs."""
+"""The non-parametric classifier, the pseudo-label acceptance rules and a round's statistics,
+on hand-built inputs."""
 
 import math
 
@@ -11,7 +11,7 @@ import torch
 from pipeline.config import PseudoLabelParams
 from pipeline.pseudo.acceptance import decide
 from pipeline.pseudo.nonparametric import class_scores, nonparametric_probs, select_exemplars
-from pipeline.steps.retrain import training_clips
+from pipeline.pseudo.round_table import COLUMNS, round_statistics
 
 # ============ non-parametric classifier ============
 
@@ -86,15 +86,33 @@ def test_collaborative():
     assert decision.accepted.tolist() == [False, True, True]
 
 
-def test_default_collaborative_bar_is_the_papers_rule_on_the_sum():
-    rng = np.random.default_rng(0)
-    p_g, p_f = rng.dirichlet(np.ones(5) * 0.3, size=(2, 200))
+def test_the_default_collaborative_rule_filters_what_confidence_accepts():
     settings = PseudoLabelParams()
-    decision = decide("collaborative", p_g, settings.threshold_for("collaborative"), p_f=p_f)
-    paper_accepts = (p_f + p_g).max(axis=1) >= 0.6  # the paper: delta on the sum
-    assert 0 < paper_accepts.sum() < len(paper_accepts)
-    assert decision.accepted.tolist() == paper_accepts.tolist()
-    assert settings.threshold_for("confidence") == settings.threshold == 0.6
+    bar = settings.threshold_for("collaborative")
+    assert bar == settings.threshold == 0.6  # the paper's delta, on the average
+    # g is sure (0.9), f disagrees: the average 0.5 stays below delta, so the clip that
+    # confidence accepts is rejected
+    p_g = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.5, 0.3, 0.2]])
+    p_f = np.array([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.9, 0.05, 0.05]])
+    confidence = decide("confidence", p_g, settings.threshold)
+    collaborative = decide("collaborative", p_g, bar, p_f=p_f)
+    assert confidence.accepted.tolist() == [True, True, False]
+    assert collaborative.accepted.tolist() == [False, True, True]  # averages 0.5, 0.8, 0.7
+    assert collaborative.label.tolist() == [0, 0, 0]
+
+
+def test_the_collaborative_rule_accepts_exactly_when_the_average_reaches_delta():
+    rng = np.random.default_rng(0)
+    p_g, p_f = rng.dirichlet(np.ones(5) * 0.3, size=(2, 400))
+    decision = decide("collaborative", p_g, 0.6, p_f=p_f)
+    average = (p_f + p_g) / 2
+    assert decision.accepted.tolist() == (average.max(axis=1) >= 0.6).tolist()
+    np.testing.assert_array_equal(decision.label, average.argmax(axis=1))
+    confident = p_g.max(axis=1) >= 0.6
+    # a filter, not a superset: some clips g alone would take are rejected
+    assert (confident & ~decision.accepted).sum() > 0
+    # the superseded bar of 0.3 accepted every clip confidence accepts
+    assert decide("collaborative", p_g, 0.3, p_f=p_f).accepted[confident].all()
 
 
 def test_missing_inputs_and_unknown_strategies_fail_early():
@@ -110,14 +128,26 @@ def test_missing_inputs_and_unknown_strategies_fail_early():
         decide("collaborative", P_G, 0.6, p_f=np.ones((3, 2)))
 
 
-def test_retraining_repeats_the_labeled_clips_up_to_their_share():
-    labeled = pd.DataFrame({"video_id": ["a", "b", "c"], "label": [0, 1, 2], "path": "x.mp4"})
-    pseudo = pd.DataFrame({"video_id": [f"u{i}" for i in range(10)], "label": [1] * 10})
-    clips = training_clips(labeled, pseudo, labeled_share=0.5)
-    assert list(clips.columns) == ["video_id", "label"]
-    is_labeled = clips.video_id.isin(labeled.video_id)
-    assert is_labeled.sum() == 12 and is_labeled.mean() >= 0.5  # 4 copies of 3 against 10
-    assert clips[~is_labeled].equals(pseudo.set_index(clips.index[~is_labeled]))
-    # no pseudo-labels, or no share asked for: every clip once
-    assert len(training_clips(labeled, pseudo.iloc[:0], 0.5)) == 3
-    assert len(training_clips(labeled, pseudo, 0.0)) == 13
+def test_a_round_reports_its_own_and_the_confidence_rules_count_and_accuracy():
+    # four clips: g is sure of 0 and 1 (1 wrongly); the collaborative rule took 0 and 2
+    table = pd.DataFrame(
+        {
+            "video_id": ["a", "b", "c", "d"],
+            "round": "round_1",
+            "label": [0, 1, 2, 0],
+            "label_name": ["x", "y", "z", "x"],
+            "confidence": [0.8, 0.5, 0.7, 0.2],
+            "accepted": [True, False, True, False],
+            "f_label": [0, 2, 2, 1],
+            "f_confidence": [0.7, 0.6, 0.9, 0.4],
+            "g_label": [0, 1, 1, 0],
+            "g_confidence": [0.9, 0.8, 0.5, 0.3],
+            "true_label": [0.0, 2.0, 2.0, np.nan],
+        },
+        columns=COLUMNS,
+    )
+    stats = round_statistics(table, confidence_threshold=0.6)
+    assert stats["pseudo_labels"] == 2 and stats["pseudo_label_accuracy"] == 1.0
+    assert stats["confidence_pseudo_labels"] == 2
+    assert stats["confidence_pseudo_label_accuracy"] == 0.5
+    assert "confidence_pseudo_labels" not in round_statistics(table)

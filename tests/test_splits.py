@@ -13,7 +13,14 @@ from mlflow.tracking import MlflowClient
 from pipeline.config import SplitsParams
 from pipeline.data.frames import FrameStore
 from pipeline.data.manifest import manifest_frame, write_manifest
-from pipeline.data.splits import evaluation_set, load_split, make_splits, split_name
+from pipeline.data.splits import (
+    evaluation_set,
+    labeled_test_clips,
+    load_split,
+    make_splits,
+    monitoring_set,
+    split_name,
+)
 
 CLASSES = ["back tuck", "back pike", "front tuck", "front pike"]
 TRAIN = {0: 20, 1: 10, 2: 3, 3: 7}  # usable training videos per class
@@ -39,6 +46,7 @@ def manifest() -> pd.DataFrame:
 
 
 def _split(manifest, out: Path, **params):
+    params.setdefault("validation_fraction", 0.0)  # the counts below are those without one
     sizes = make_splits(manifest=manifest, classes=CLASSES, params=SplitsParams(**params), out=out)
     return sizes
 
@@ -124,7 +132,8 @@ def test_open_world_novel_classes_are_unlabeled_only(manifest, tmp_path):
     test = evaluation_set(store, tmp_path / "s" / "classes.json", subset="test")
     assert len(test) == 2 * len(known)
     assert list(dataset_label[test.video_id].map(known.index)) == list(test.label)
-    assert evaluation_set(store, split).equals(test)
+    assert evaluation_set(store, tmp_path / "s" / "frac0.5_seed0.parquet").equals(test)
+    assert labeled_test_clips(store, tmp_path / "s" / "classes.json").equals(test)
 
 
 def test_validation_is_held_out_from_every_split(manifest, tmp_path):
@@ -139,8 +148,38 @@ def test_validation_is_held_out_from_every_split(manifest, tmp_path):
         assert split.validation.equals(validation)
     write_manifest(manifest, tmp_path / "frames" / "manifest.parquet")
     (tmp_path / "frames" / "classes.json").write_text(json.dumps(CLASSES))
-    held = evaluation_set(FrameStore(tmp_path / "frames"), split, subset="validation")
+    held = evaluation_set(
+        FrameStore(tmp_path / "frames"), tmp_path / "s" / "frac0.5_seed1.parquet", "validation"
+    )
     assert sorted(held.video_id) == sorted(validation.video_id)
+    monitored, subset = monitoring_set(split)
+    assert subset == "validation" and sorted(monitored.video_id) == sorted(validation.video_id)
+
+
+def test_the_default_hold_out_keeps_a_label_per_class_at_five_percent(tmp_path):
+    # the default benchmark's 50 training clips per class, and classes of 1 to 3 clips
+    counts = {0: 50, 1: 3, 2: 2, 3: 1}
+    rows = [_row(f"c{c}_train{i:02d}", c, "train") for c, n in counts.items() for i in range(n)]
+    defaults = SplitsParams()
+    assert defaults.validation_fraction == 0.1
+    make_splits(manifest=manifest_frame(rows), classes=CLASSES, params=defaults, out=tmp_path / "s")
+    validation = pd.read_parquet(tmp_path / "s" / "validation.parquet")
+    assert _per_class(validation) == {0: 5}  # 0.3, 0.2 and 0.1 clips round to none
+    # of class 0's 45 remaining clips: 2.25, 4.5 and 9 labels, rounded half up
+    for fraction, labeled in zip(defaults.fractions, (2, 5, 9), strict=True):
+        split = load_split(tmp_path / "s" / f"{split_name(fraction, 0)}.parquet")
+        assert _per_class(split.labeled) == {0: labeled, 1: 1, 2: 1, 3: 1}
+
+
+def test_without_same_class_validation_pairs_monitoring_reads_the_labeled_clips(manifest, tmp_path):
+    _split(manifest, tmp_path / "s", fractions=[0.5], seeds=[0])
+    split = load_split(tmp_path / "s" / "frac0.5_seed0.parquet")
+    monitored, subset = monitoring_set(split)
+    assert subset == "train" and monitored.equals(split.labeled)
+    # at most one clip per class (1 and 0.5 of 20 and 10 round to one): no pair to verify
+    _split(manifest, tmp_path / "one", fractions=[0.5], seeds=[0], validation_fraction=0.05)
+    split = load_split(tmp_path / "one" / "frac0.5_seed0.parquet")
+    assert split.validation.label.tolist() == [0, 1] and monitoring_set(split)[1] == "train"
 
 
 def test_impossible_requests_are_refused(manifest, tmp_path):
@@ -169,4 +208,6 @@ def test_stage_writes_splits_and_logs_sizes(manifest, tmp_path, stage_env, track
     (run,) = client.search_runs([experiment.experiment_id], "tags.stage = 'make_splits'")
     assert run.info.status == "FINISHED"
     assert run.data.metrics["videos.frac0.1_seed1.labeled"] == 5
-    assert run.data.metrics["videos.frac0.1_seed1.unlabeled"] == sum(TRAIN.values()) - 5
+    # the default hold-out: 10 % of 20, 10, 3 and 7 clips, rounded half up
+    assert run.data.metrics["videos.validation"] == 2 + 1 + 0 + 1
+    assert run.data.metrics["videos.frac0.1_seed1.unlabeled"] == sum(TRAIN.values()) - 5 - 4

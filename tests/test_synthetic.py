@@ -73,14 +73,14 @@ def test_every_video_decodes_to_its_annotated_length_and_size(tiny: Path) -> Non
     for items in _annotations(tiny).values():
         for item in items:
             frames = _decode(tiny, item["vid_name"])
-            assert frames.shape == (item["end_frame"] + 1, 32, 32, 3)
+            assert frames.shape == (item["end_frame"] + 1, 32, 56, 3)  # 16:9, width even
             assert frames.std() > 5  # an actor over a backdrop, not a blank video
 
 
 def test_preview_has_a_row_per_shown_class(tiny: Path) -> None:
     with Image.open(tiny / PREVIEW_FILE) as image:
         # Of the preview's classes (0, 1, 2, 4, ...) the tiny dataset holds 0, 1 and 2.
-        assert image.size == (8 * 32, 3 * (TITLE_HEIGHT + 32))
+        assert image.size == (8 * 56, 3 * (TITLE_HEIGHT + 32))
 
 
 def test_same_seed_gives_identical_files_and_frames_for_any_worker_count(
@@ -120,7 +120,8 @@ def _matching(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 def test_order_only_pairs_hold_the_same_frames_in_another_order(a: int, b: int, phase: str) -> None:
     assert differs_only_in_order(CLASSES[a], CLASSES[b])
     assert phase in differing_phases(CLASSES[a], CLASSES[b])
-    settings = SynthesizeParams(size=48)
+    # square frames: the thresholds below are per pixel, and wider frames add backdrop
+    settings = SynthesizeParams(size=48, aspect=1.0)
     for seed in (a, b):
         factors = sample_factors(np.random.default_rng(seed), settings)
         first = render_clip(a, factors, settings, noise=False)
@@ -135,7 +136,8 @@ def test_order_only_pairs_hold_the_same_frames_in_another_order(a: int, b: int, 
 def test_classes_differing_in_one_phase_hold_different_poses(a: int, b: int) -> None:
     assert not differs_only_in_order(CLASSES[a], CLASSES[b])
     assert len(differing_phases(CLASSES[a], CLASSES[b])) == 1
-    settings = SynthesizeParams(size=48)
+    # square frames: the thresholds below are per pixel, and wider frames add backdrop
+    settings = SynthesizeParams(size=48, aspect=1.0)
     factors = sample_factors(np.random.default_rng(0), settings)
     _, best = _matching(
         render_clip(a, factors, settings, noise=False),
@@ -148,7 +150,7 @@ def test_noise_and_seeded_factors_change_frames_but_not_their_length() -> None:
     settings = SynthesizeParams(size=32)
     factors = sample_factors(np.random.default_rng(0), settings)
     noisy, clean = render_clip(0, factors, settings), render_clip(0, factors, settings, noise=False)
-    assert noisy.shape == clean.shape == (factors.n_frames, 32, 32, 3)
+    assert noisy.shape == clean.shape == (factors.n_frames, 32, 56, 3)
     assert 1.0 < np.abs(noisy.astype(int) - clean).mean() < 2 * settings.noise
     assert sum(factors.durations.values()) == factors.n_frames
 

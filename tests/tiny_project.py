@@ -44,7 +44,7 @@ TINY = {
     "pseudo_label": {"threshold": 0.3, "batch_size": 8},
     "self_training": {
         "rounds": {"round_1": "round_0", "round_2": "round_1"},
-        "retrain": {"epochs": 1, "batch_size": 4},
+        "retrain": {"steps": 6, "epochs": 1, "batch_size": 4},
         "retrain_alignability": {"epochs": 1},
     },
     "evaluate": {"clips": 2, "crops": 3, "batch_size": 12},

@@ -187,26 +187,36 @@ def load_split(path: str | Path) -> LabelSplit:
     )
 
 
-def evaluation_set(
-    store: FrameStore, classes_path_or_split: str | Path | LabelSplit, subset: str = "test"
-) -> pd.DataFrame:
-    """video_id, label (model class index) of the test or validation videos of known classes."""
-    if isinstance(classes_path_or_split, LabelSplit):
-        split = classes_path_or_split
-        dataset_labels, validation = split.dataset_labels, split.validation
-    else:
-        folder = Path(classes_path_or_split).parent
-        dataset_labels = _read_classes(folder)["dataset_labels"]
-        validation = pd.read_parquet(folder / VALIDATION_FILE) if subset == "validation" else None
-    if subset == "validation":
-        table = validation[validation["video_id"].isin(store.manifest["video_id"])]
-    elif subset == "test":
-        test = store.manifest[store.manifest["subset"] == "test"]
-        model_label = {d: i for i, d in enumerate(dataset_labels)}
-        test = test[test["label"].isin(model_label)]
-        table = pd.DataFrame(
-            {"video_id": test["video_id"], "label": test["label"].map(model_label)}
-        )
-    else:
+def monitoring_set(split: LabelSplit) -> tuple[pd.DataFrame, str]:
+    """video_id, label of the clips that monitoring during training reads, and their subset:
+    the validation hold-out, or the labeled clips when it holds no two clips of one class
+    (none at all, or a tiny dataset's one per class: verification needs same-class pairs).
+    Never the test set."""
+    if split.validation["label"].duplicated().any():
+        return split.validation.astype({"label": "int64"}).reset_index(drop=True), "validation"
+    return split.labeled.reset_index(drop=True), "train"
+
+
+def labeled_test_clips(store: FrameStore, classes_path: str | Path) -> pd.DataFrame:
+    """video_id, label (model class index) of the test videos of the model's classes.
+
+    The only reader of test labels: the evaluate step calls it (directly or through
+    `evaluation_set`), nothing else does (tests/test_protocol.py checks it)."""
+    dataset_labels = _read_classes(Path(classes_path).parent)["dataset_labels"]
+    test = store.manifest[store.manifest["subset"] == "test"]
+    model_label = {d: i for i, d in enumerate(dataset_labels)}
+    test = test[test["label"].isin(model_label)]
+    table = pd.DataFrame({"video_id": test["video_id"], "label": test["label"].map(model_label)})
+    return table.astype({"label": "int64"}).sort_values("video_id").reset_index(drop=True)
+
+
+def evaluation_set(store: FrameStore, split_path: str | Path, subset: str = "test") -> pd.DataFrame:
+    """video_id, label (model class index) of the test or validation videos of known classes,
+    for the evaluate step."""
+    if subset == "test":
+        return labeled_test_clips(store, split_path)
+    if subset != "validation":
         raise ValueError(f"subset must be 'test' or 'validation', got {subset!r}")
+    validation = pd.read_parquet(Path(split_path).parent / VALIDATION_FILE)
+    table = validation[validation["video_id"].isin(store.manifest["video_id"])]
     return table.astype({"label": "int64"}).sort_values("video_id").reset_index(drop=True)

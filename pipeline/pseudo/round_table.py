@@ -47,8 +47,22 @@ def accepted_pseudo_labels(path: str | Path) -> pd.DataFrame:
     return accepted[["video_id", "label"]].astype({"label": "int64"}).reset_index(drop=True)
 
 
-def round_statistics(table: pd.DataFrame) -> dict[str, float]:
-    """How many pseudo-labels were accepted and, where the truth is known, how many are right."""
+def _accepted_accuracy(labels: pd.Series, truth: pd.Series) -> float | None:
+    """Share of accepted pseudo-labels that match the known truth; None when none is known."""
+    known = truth.notna()
+    return float((labels[known] == truth[known]).mean()) if known.any() else None
+
+
+def round_statistics(
+    table: pd.DataFrame, confidence_threshold: float | None = None
+) -> dict[str, float]:
+    """How many pseudo-labels were accepted and, where the truth is known, how many are right.
+
+    With `confidence_threshold`, also what g's confidence rule would have accepted from the
+    same models (`confidence_pseudo_labels`, `confidence_pseudo_label_accuracy`), so every
+    strategy's round is compared with confidence on identical clips. Diagnostics only: the
+    truth is the unlabeled clips' hidden labels and never chooses anything.
+    """
     accepted = table[table["accepted"]]
     known = table["true_label"].notna()
     stats = {
@@ -57,12 +71,9 @@ def round_statistics(table: pd.DataFrame) -> dict[str, float]:
     }
     if known.any():
         truth = table["true_label"]
-        accepted_known = accepted["true_label"].notna()
-        if accepted_known.any():
-            right = (
-                accepted.loc[accepted_known, "label"] == accepted.loc[accepted_known, "true_label"]
-            )
-            stats["pseudo_label_accuracy"] = float(right.mean())
+        accuracy = _accepted_accuracy(accepted["label"], accepted["true_label"])
+        if accuracy is not None:
+            stats["pseudo_label_accuracy"] = accuracy
         stats["g_accuracy_unlabeled"] = float((table.loc[known, "g_label"] == truth[known]).mean())
         if (table["f_label"] >= 0).any():
             stats["f_accuracy_unlabeled"] = float(
@@ -71,4 +82,10 @@ def round_statistics(table: pd.DataFrame) -> dict[str, float]:
         stats["combined_accuracy_unlabeled"] = float(
             (table.loc[known, "label"] == truth[known]).mean()
         )
+    if confidence_threshold is not None:
+        confident = table[table["g_confidence"] >= confidence_threshold]
+        stats["confidence_pseudo_labels"] = float(len(confident))
+        accuracy = _accepted_accuracy(confident["g_label"], confident["true_label"])
+        if accuracy is not None:
+            stats["confidence_pseudo_label_accuracy"] = accuracy
     return stats

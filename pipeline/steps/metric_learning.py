@@ -1,6 +1,9 @@
 """Step 2: alignability-verification metric learning of f on the labeled clips, backbone
-frozen, with the verification average precision on evaluation pairs after every epoch."""
+frozen, with the verification average precision on pairs of validation clips (the labeled
+clips when there is no hold-out; never the test clips) every metric_learning.verify_every
+epochs."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import torch
 from pipeline.align.distance import pairwise_distance, typical_distance
 from pipeline.config import AugmentParams, EvaluateParams, MetricParams, RunParams
 from pipeline.data.frames import FrameStore
-from pipeline.data.splits import evaluation_set, load_split
+from pipeline.data.splits import load_split, monitoring_set
 from pipeline.evaluate.embedding import embed_videos
 from pipeline.evaluate.verification import Verification, verify_pairs
 from pipeline.models.saved import (
@@ -28,6 +31,7 @@ from pipeline.train.runtime import Runtime, start_runtime, stop_runtime
 class MetricLearning:
     metrics: dict[str, float]
     verification: Verification
+    monitored_subset: str  # which clips `verification` read: validation, or train without one
 
 
 def verifier(
@@ -38,10 +42,11 @@ def verifier(
     evaluation: EvaluateParams,
     runtime: Runtime,
     workers: int,
-):
-    """A function that embeds the evaluation clips with the current weights and verifies
-    every pair of them; shared by metric learning and retraining."""
-    clips = evaluation_set(store, split, subset=evaluation.subset)
+) -> tuple[Callable[[], Verification], str]:
+    """A function that embeds the monitoring clips (pipeline.data.splits.monitoring_set) with
+    the current weights and verifies every pair of them, and the subset those clips are."""
+    clips, subset = monitoring_set(load_split(split))
+    clips = clips[clips["video_id"].isin(store.manifest["video_id"])]
     labels = clips.label.to_numpy(dtype=np.int64)
 
     def verify() -> Verification:
@@ -58,7 +63,7 @@ def verifier(
             saved.model, embeddings, labels, metric.distance, metric.gamma, metric.band
         )
 
-    return verify
+    return verify, subset
 
 
 def calibrate_score(
@@ -117,7 +122,7 @@ def learn_alignability(
     saved.model.score = AlignabilityScore(
         distance_scale=typical_distance(metric.distance, saved.clip.frames)
     )
-    verify = verifier(saved, store, split, metric, evaluation, runtime, run.workers)
+    verify, monitored = verifier(saved, store, split, metric, evaluation, runtime, run.workers)
 
     def evaluate() -> dict[str, float]:
         result = verify()
@@ -156,7 +161,7 @@ def learn_alignability(
         runtime,
         run.workers,
     )
-    result = MetricLearning(metrics, verify())
+    result = MetricLearning(metrics, verify(), monitored)
     if runtime.is_main:
         save_alignability_model(out, saved, metrics)
         Path(checkpoint).unlink(missing_ok=True)

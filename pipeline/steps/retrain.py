@@ -1,17 +1,25 @@
 """Step 5: retrain both encoders on the labeled clips plus the round's accepted pseudo-labels,
 continuing from the previous round's weights.
 
-The action encoder g trains by cross-entropy. The alignability model f trains by step 2's
-objective, and only for finepseudo (the other methods never use it, so it passes through).
+The action encoder g trains by cross-entropy for a fixed budget, the same for every method:
+`steps` optimiser steps, each batch holding the same share of labeled clips
+(pipeline.train.mixed_sampler); labeled-only batches when the round accepted nothing. The
+alignability model f trains by step 2's objective on the labeled and pseudo-labeled clips,
+and only for finepseudo (the other methods never use it, so it passes through).
 """
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import AugmentParams, MetricParams, RunParams, ScheduleParams, TrainParams
+from pipeline.config import (
+    AugmentParams,
+    MetricParams,
+    RetrainParams,
+    RunParams,
+    ScheduleParams,
+)
 from pipeline.data.frames import FrameStore
 from pipeline.data.splits import load_split
 from pipeline.models.saved import (
@@ -25,6 +33,7 @@ from pipeline.steps.fingerprint import fingerprint
 from pipeline.steps.metric_learning import calibrate_score
 from pipeline.train.classify import train_classifier
 from pipeline.train.metric import train_metric
+from pipeline.train.mixed_sampler import MixedBatchSampler
 from pipeline.train.runtime import start_runtime, stop_runtime
 
 
@@ -32,25 +41,8 @@ from pipeline.train.runtime import start_runtime, stop_runtime
 class Retraining:
     action_metrics: dict[str, float]
     alignability_metrics: dict[str, float]
-    training_clips: int
-
-
-def training_clips(
-    labeled: pd.DataFrame, pseudo_labeled: pd.DataFrame, labeled_share: float
-) -> pd.DataFrame:
-    """video_id, label of a round's training clips: the labeled clips, repeated as often as it
-    takes for them to make at least `labeled_share` of the list, then the pseudo-labeled ones.
-
-    Pseudo-labels outnumber the labels after a round or two, and some of them are wrong; kept
-    at a fixed share, the true labels go on anchoring the encoders whatever a round accepts
-    (the classic pseudo-label objective weighs the labeled and the pseudo-labeled loss each by
-    its own mean for the same reason). Repeated clips draw fresh augmentations.
-    """
-    wanted = labeled_share / (1.0 - labeled_share) * len(pseudo_labeled)
-    repeats = max(1, math.ceil(wanted / max(len(labeled), 1)))
-    return pd.concat(
-        [labeled[["video_id", "label"]]] * repeats + [pseudo_labeled], ignore_index=True
-    )
+    training_clips: int  # labeled + accepted pseudo-labeled clips
+    budget: dict[str, float]  # g's training budget this round: steps and batch composition
 
 
 def retrain(
@@ -63,7 +55,7 @@ def retrain(
     checkpoints: Path,
     method: str,
     labeled_share: float,
-    action_train: TrainParams,
+    action_train: RetrainParams,
     alignability_train: ScheduleParams,
     metric: MetricParams,
     augment: AugmentParams,
@@ -73,8 +65,28 @@ def retrain(
     runtime = start_runtime(run.device, run.threads)
     store = FrameStore(frames)
     labeled = load_split(split).labeled
-    training = training_clips(labeled, accepted_pseudo_labels(pseudo_labels), labeled_share)
+    pseudo_labeled = accepted_pseudo_labels(pseudo_labels)
+    # labeled clips first: the sampler tells them from the pseudo-labeled ones by index
+    training = pd.concat([labeled[["video_id", "label"]], pseudo_labeled], ignore_index=True)
     ids, labels = training.video_id.tolist(), training.label.astype(int).tolist()
+    sampler = MixedBatchSampler(
+        labeled=len(labeled),
+        pseudo_labeled=len(pseudo_labeled),
+        batch_size=action_train.batch_size,
+        labeled_share=labeled_share,
+        steps_per_epoch=action_train.steps_per_epoch,
+        seed=action_train.seed,
+        rank=runtime.rank,
+        world_size=runtime.world_size,
+    )
+    budget = {
+        "action_steps": float(action_train.steps),
+        "action_batch_size": float(action_train.batch_size),
+        "action_labeled_per_batch": float(sampler.labeled_per_batch),
+        "action_pseudo_labeled_per_batch": float(
+            action_train.batch_size - sampler.labeled_per_batch
+        ),
+    }
     inputs = fingerprint(
         Path(frames) / "manifest.parquet", split, pseudo_labels, previous / "action.pt"
     )
@@ -98,6 +110,7 @@ def retrain(
         action_config,
         workers=run.workers,
         log_prefix="action_",
+        batch_sampler=sampler,
     )
 
     alignability = load_alignability_model(previous / "alignability.pt")
@@ -140,4 +153,4 @@ def retrain(
         for name in ("action.pt", "alignability.pt"):
             (checkpoints / name).unlink(missing_ok=True)
     stop_runtime(runtime)
-    return Retraining(action_metrics, alignability_metrics, len(ids))
+    return Retraining(action_metrics, alignability_metrics, len(ids), budget)

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import Sampler
 
 from pipeline.config import AugmentParams, ClipParams, TrainParams
 from pipeline.data.datasets import ClipDataset
@@ -45,10 +46,21 @@ def train_classifier(
     config: dict[str, Any],
     workers: int = 0,
     log_prefix: str = "",
+    batch_sampler: Sampler[list[int]] | None = None,
 ) -> dict[str, float]:
-    """Train `model` in place on (video, label) pairs; returns the last epoch's metrics."""
+    """Train `model` in place on (video, label) pairs; returns the last epoch's metrics.
+
+    Batches are shuffled `train.batch_size` samples per epoch, or what `batch_sampler` yields
+    (indices into `video_ids`; pipeline.train.mixed_sampler for self-training's budget)."""
     dataset = ClipDataset(store, video_ids, labels, clip, augment, seed=train.seed)
-    loader = training_loader(dataset, runtime, workers, train.seed, batch_size=train.batch_size)
+    loader = training_loader(
+        dataset,
+        runtime,
+        workers,
+        train.seed,
+        batch_size=train.batch_size,
+        batch_sampler=batch_sampler,
+    )
     return fit(
         ClassifyObjective(model),
         loader,

@@ -41,7 +41,7 @@ class ClipFactors:
     poses: dict[str, list[float]]  # key pose -> angles, POSES after a per-clip wobble
     jump: float  # flight apex, actor heights
     zoom: float  # actor size relative to settings.actor_height
-    shift: tuple[float, float]  # camera offset (x, y), fractions of the frame side
+    shift: tuple[float, float]  # camera offset (x, y), fractions of the frame height
     scene: SceneFactors
     actor_rgb: tuple[float, float, float]
     noise_seed: int

@@ -13,7 +13,7 @@ from pipeline.data.synthetic.scene import backdrop
 # Body proportions in actor heights: feet to crown of a standing actor is 1.
 SHIN, THIGH, TORSO, NECK, HEAD = 0.25, 0.25, 0.29, 0.02, 0.1
 UPPER_ARM, FOREARM = 0.16, 0.15
-GROUND = 0.88  # row of the ground line, fraction of the frame side, before the camera shift
+GROUND = 0.88  # row of the ground line, fraction of the frame height, before the camera shift
 FAR_SHADE = 0.3  # far limbs sit this much further from the wall colour than near ones
 
 _ANGLE = {key: i for i, key in enumerate(POSE_KEYS)}
@@ -122,19 +122,25 @@ def _draw_capsules(
                             image[t, y, x, c] += alpha * (colours[k, c] - image[t, y, x, c])
 
 
+def frame_width(settings: SynthesizeParams) -> int:
+    """Frame width in pixels: `size` x `aspect`, rounded to an even number (H.264 needs it)."""
+    return 2 * round(settings.size * settings.aspect / 2)
+
+
 def render_clip(
     label: int, factors: ClipFactors, settings: SynthesizeParams, noise: bool = True
 ) -> np.ndarray:
-    """Frames (T, size, size, 3) uint8 of class `label` under `factors`; `noise=False`
-    leaves out the sensor noise."""
-    size = settings.size
+    """Frames (T, size, frame_width(settings), 3) uint8 of class `label` under `factors`;
+    `noise=False` leaves out the sensor noise. The actor stands mid-frame: a wider frame
+    adds backdrop on both sides, as a broadcast camera framing one athlete does."""
+    height, width = settings.size, frame_width(settings)
     poses = {name: np.asarray(angles) for name, angles in factors.poses.items()}
     motion = build_motion(CLASSES[label], factors.durations, poses, factors.jump)
     limb = settings.limb_width
     joints = place(motion, poses["stand"], limb)
-    unit = settings.actor_height * factors.zoom * size  # pixels per actor height
+    unit = settings.actor_height * factors.zoom * height  # pixels per actor height
     ground = GROUND + factors.shift[1]
-    origin = np.array([0.5 + factors.shift[0], ground]) * size
+    origin = np.array([width / 2 + factors.shift[0] * height, ground * height])
 
     wall, actor = np.asarray(factors.scene.wall_rgb), np.asarray(factors.actor_rgb)
     far = np.clip(actor + FAR_SHADE * (actor - wall), 0.0, 1.0)
@@ -142,7 +148,8 @@ def render_clip(
     ends = np.stack([origin + unit * joints[b] for _, b, _, _ in _PARTS], axis=1)  # (T, K, 2)
     radii = np.array([(0.5 * limb * w if w else HEAD) * unit for _, _, w, _ in _PARTS])  # (K,)
     colours = 255.0 * np.stack([far if is_far else actor for _, _, _, is_far in _PARTS])  # (K, 3)
-    background = (255.0 * backdrop(factors.scene, size, ground)).astype(np.float32)  # (H, W, 3)
+    background = backdrop(factors.scene, height, width, ground)  # (H, W, 3)
+    background = (255.0 * background).astype(np.float32)
     image = np.repeat(background[None], len(motion.pose), axis=0)  # (T, H, W, 3)
     _draw_capsules(image, starts, ends, radii, colours)
     if noise and settings.noise > 0:

@@ -7,7 +7,7 @@ from pipeline.data.synthetic.factors import SceneFactors
 
 
 def _pattern(scene: SceneFactors, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Wall texture in [-1, 1]; x, y are pixel coordinates over the frame side."""
+    """Wall texture in [-1, 1]; x, y are pixel coordinates over the frame height."""
     cos, sin = np.cos(scene.angle), np.sin(scene.angle)
     along = (x * cos + y * sin) / scene.period
     if scene.pattern == "gradient":
@@ -26,11 +26,13 @@ def _pattern(scene: SceneFactors, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown scene pattern {scene.pattern!r}")
 
 
-def backdrop(scene: SceneFactors, size: int, ground: float) -> np.ndarray:
-    """The clip's static background, (size, size, 3) floats in [0, 1]; `ground` is the row
-    of the ground line as a fraction of the frame side."""
-    coords = (np.arange(size) + 0.5) / size
-    y, x = np.meshgrid(coords, coords, indexing="ij")  # (H, W) each
+def backdrop(scene: SceneFactors, height: int, width: int, ground: float) -> np.ndarray:
+    """The clip's static background, (height, width, 3) floats in [0, 1]; `ground` is the
+    row of the ground line as a fraction of the frame height. Both axes are measured in
+    frame heights, so a wider frame shows more of the same wall."""
+    rows = (np.arange(height) + 0.5) / height
+    columns = (np.arange(width) + 0.5) / height
+    y, x = np.meshgrid(rows, columns, indexing="ij")  # (H, W) each
     wall = np.asarray(scene.wall_rgb) + 0.5 * scene.amplitude * _pattern(scene, x, y)[..., None]
     # The floor darkens towards the camera a little, as a lit stage does.
     floor = np.asarray(scene.floor_rgb) * (1.0 - 0.3 * scene.amplitude * (y - ground))[..., None]
