@@ -46,6 +46,7 @@ class DatasetParams(Section):
 
 
 class SynthesizeParams(Section):
+    variant: Literal["poses", "moves"] = "poses"
     seed: int = Field(0, ge=0)
     classes: int = Field(CLASS_COUNT, ge=2, le=CLASS_COUNT)
     train_per_class: int = Field(50, ge=1)

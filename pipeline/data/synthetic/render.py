@@ -122,14 +122,27 @@ def _draw_capsules(
                             image[t, y, x, c] += alpha * (colours[k, c] - image[t, y, x, c])
 
 
+def key_poses(factors: ClipFactors) -> dict[str, np.ndarray]:
+    """The clip's key poses as arrays: name -> (9,) angles."""
+    return {name: np.asarray(angles) for name, angles in factors.poses.items()}
+
+
 def render_clip(
     label: int, factors: ClipFactors, settings: SynthesizeParams, noise: bool = True
 ) -> np.ndarray:
     """Frames (T, size, size, 3) uint8 of class `label` under `factors`; `noise=False`
     leaves out the sensor noise."""
+    motion = build_motion(CLASSES[label], factors.durations, key_poses(factors), factors.jump)
+    return render_motion(motion, factors, settings, noise)
+
+
+def render_motion(
+    motion: Motion, factors: ClipFactors, settings: SynthesizeParams, noise: bool = True
+) -> np.ndarray:
+    """Frames (T, size, size, 3) uint8 of the actor moving as `motion` says, in the scene,
+    camera and colours of `factors`; any benchmark's motion draws through here."""
     size = settings.size
-    poses = {name: np.asarray(angles) for name, angles in factors.poses.items()}
-    motion = build_motion(CLASSES[label], factors.durations, poses, factors.jump)
+    poses = key_poses(factors)
     limb = settings.limb_width
     joints = place(motion, poses["stand"], limb)
     unit = settings.actor_height * factors.zoom * size  # pixels per actor height
