@@ -238,12 +238,20 @@ class PseudoLabelParams(Section):
     tau: float = Field(0.1, gt=0.0)
     verification_threshold: float = Field(0.6, ge=0.0, le=1.0)
     max_uncertainty: float = Field(0.1, ge=0.0)
+    unhealthy_alignability: Literal["fallback_confidence", "use"] = "fallback_confidence"
     dropout_passes: int = Field(10, ge=2)
     batch_size: int = Field(64, ge=1)
 
     def threshold_for(self, strategy: str) -> float:
         """The bar the top probability must reach: collaborative's is on (p_f + p_g) / 2."""
         return self.collaborative_threshold if strategy == "collaborative" else self.threshold
+
+
+class HealthParams(Section):
+    min_ratio: float = Field(1.5, ge=1.0)
+    max_loss_ratio: float = Field(0.95, gt=0.0, le=1.0)
+    min_spread: float = Field(0.01, ge=0.0)
+    probe_videos: int = Field(64, ge=2)
 
 
 class SelfTrainingParams(Section):
@@ -297,6 +305,7 @@ class Params(Section):
     pseudo_label: PseudoLabelParams = PseudoLabelParams()
     self_training: SelfTrainingParams = SelfTrainingParams()
     evaluate: EvaluateParams = EvaluateParams()
+    health: HealthParams = HealthParams()
 
 
 def _describe(error: ValidationError, source: str) -> str:

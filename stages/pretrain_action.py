@@ -8,6 +8,7 @@ from pathlib import Path
 import mlflow
 
 from pipeline.config import load_params
+from pipeline.health.record import record_health
 from pipeline.steps.pretrain import pretrain_action
 from pipeline.tracking import stage_run
 
@@ -26,7 +27,7 @@ def main() -> None:
         "clip": params.clips.alignability.model_dump(),
     }
     with stage_run("pretrain_action", params, logged):
-        pretrain_action(
+        _, health = pretrain_action(
             frames=args.frames,
             out=args.out,
             checkpoint=args.checkpoint,
@@ -35,7 +36,9 @@ def main() -> None:
             augment=params.augment,
             gitdl=params.action_gitdl,
             run=params.run,
+            health=params.health,
         )
+        record_health("pretrain_action", health)
         mlflow.log_artifact(str(args.out), "models")
 
 

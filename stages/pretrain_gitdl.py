@@ -7,6 +7,7 @@ from pathlib import Path
 import mlflow
 
 from pipeline.config import load_params
+from pipeline.health.record import record_health
 from pipeline.steps.pretrain import pretrain
 from pipeline.tracking import stage_run
 
@@ -27,7 +28,7 @@ def main() -> None:
         "clip": params.clips.alignability.model_dump(),
     }
     with stage_run("pretrain_gitdl", params, logged):
-        pretrain(
+        _, health = pretrain(
             frames=args.frames,
             out=args.out,
             checkpoint=args.checkpoint,
@@ -36,7 +37,9 @@ def main() -> None:
             augment=params.augment,
             gitdl=params.gitdl,
             run=params.run,
+            health=params.health,
         )
+        record_health("pretrain_gitdl", health)
         mlflow.log_artifact(str(args.out), "models")
 
 

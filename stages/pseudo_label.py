@@ -40,6 +40,9 @@ def main() -> None:
             run=params.run,
         )
         statistics = round_statistics(table)
+        # which rule the round used: pseudo_label.strategy, or confidence after f failed its
+        # health check (pseudo_label.unhealthy_alignability)
+        mlflow.set_tag("strategy", table["strategy"].iloc[0] if len(table) else "none")
         mlflow.log_metrics(statistics)
         mlflow.log_artifact(str(args.out), "pseudo_labels")
     print(f"{args.out}: {statistics}")
