@@ -97,10 +97,11 @@ def same_class_pair_share(labels: np.ndarray) -> float:
 
 
 def embedding_spread(embeddings: torch.Tensor) -> float:
-    """How far clips' embeddings (N, T, d) lie from one another, relative to their size:
-    the mean over dimensions of the std across clips of each clip's time-averaged
-    embedding, over the mean norm of those averages. 0 when every clip embeds the same
-    (collapse); about 1 / sqrt(d) for unrelated directions."""
-    pooled = embeddings.float().mean(1)  # (N, d)
-    size = pooled.norm(dim=1).mean().clamp_min(1e-12)
-    return float(pooled.std(0).mean() / size)
+    """How far clips' frame embeddings (N, T, d) lie from one another, relative to their
+    size: the std across clips of each frame position's embedding, averaged over positions
+    and dimensions, over the mean norm of a frame embedding. 0 when every clip embeds the
+    same sequence (collapse: softDTW then finds every pair equally far apart); about
+    1 / sqrt(d) for unrelated directions."""
+    frames = embeddings.float()
+    size = frames.norm(dim=-1).mean().clamp_min(1e-12)
+    return float(frames.std(0).mean() / size)
