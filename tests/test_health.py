@@ -29,7 +29,7 @@ from pipeline.health.checks import (
     embedding_spread,
     same_class_pair_share,
 )
-from pipeline.health.measure import _nonparametric_accuracy
+from pipeline.health.measure import nonparametric_accuracy
 from pipeline.steps.pseudo_label import round_strategy
 
 pytestmark = pytest.mark.timeout(1200)
@@ -63,10 +63,10 @@ def test_nonparametric_accuracy_leaves_a_clip_out_of_its_own_exemplars() -> None
     # Each clip scores 1 against itself only: with itself counted every clip is right by
     # self-match; left out, only the other clip of its class counts.
     self_only = np.eye(4)
-    assert _nonparametric_accuracy(self_only, labels, labels, 2, leave_self_out=False) == 1.0
-    assert _nonparametric_accuracy(self_only, labels, labels, 2, leave_self_out=True) == 0.5
+    assert nonparametric_accuracy(self_only, labels, labels, 2, leave_self_out=False) == 1.0
+    assert nonparametric_accuracy(self_only, labels, labels, 2, leave_self_out=True) == 0.5
     same_class = (labels[:, None] == labels[None]).astype(float)
-    assert _nonparametric_accuracy(same_class, labels, labels, 2, leave_self_out=True) == 1.0
+    assert nonparametric_accuracy(same_class, labels, labels, 2, leave_self_out=True) == 1.0
 
 
 @pytest.mark.parametrize(

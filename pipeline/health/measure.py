@@ -41,7 +41,7 @@ def health_clips(split: LabelSplit) -> tuple[pd.DataFrame, str]:
     )
 
 
-def _nonparametric_accuracy(
+def nonparametric_accuracy(
     pair_scores: np.ndarray,
     query_labels: np.ndarray,
     exemplar_labels: np.ndarray,
@@ -104,9 +104,7 @@ def alignability_checks(
     exemplar_labels = labeled.label.to_numpy(dtype=np.int64)
     distances = pairwise_distance(embedded, exemplars, metric.distance, metric.gamma, metric.band)
     pair_scores = saved.model.score(distances.float().to(runtime.device)).cpu().numpy()  # (Q, E)
-    accuracy = _nonparametric_accuracy(
-        pair_scores, labels, exemplar_labels, classes, leave_self_out
-    )
+    accuracy = nonparametric_accuracy(pair_scores, labels, exemplar_labels, classes, leave_self_out)
     checks = [
         above_chance(
             "verification_ap",
