@@ -31,10 +31,12 @@ def gitdl_probe_loss(
     was_training = encoder.training
     encoder.eval().to(runtime.device)
     total, count = 0.0, 0
-    for batch in DataLoader(dataset, batch_size=max(gitdl.batch_size, 2)):
-        batch = {k: v.to(runtime.device) for k, v in batch.items()}
-        total += float(objective(batch)["loss"]) * len(batch["global"])
-        count += len(batch["global"])
+    # A DataLoader draws from torch's global generator; measuring must not change training.
+    with torch.random.fork_rng(devices=[]):
+        for batch in DataLoader(dataset, batch_size=max(gitdl.batch_size, 2)):
+            batch = {k: v.to(runtime.device) for k, v in batch.items()}
+            total += float(objective(batch)["loss"]) * len(batch["global"])
+            count += len(batch["global"])
     encoder.train(was_training)
     return total / count
 
