@@ -19,6 +19,11 @@ Logistic regressions choose their regularisation by 3-fold cross-validation on t
 set; everything is scored on the test set (centre clip, centre 40x40 crop).
 
     python benchmarks/bag_of_frames.py --root data/synthetic [--generate] [--fraction 0.1]
+    python benchmarks/bag_of_frames.py --root data/moves --variant moves --generate
+
+--variant names the benchmark the dataset at --root was generated as (synthesize.variant);
+it says which classes share their frames. --generate writes it from params.yaml's synthesize
+section with that variant.
 """
 
 import argparse
@@ -36,7 +41,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline.config import load_params
-from pipeline.data.synthetic.design import CLASSES
+from pipeline.data.synthetic.variants import VARIANTS, Variant, group_indices
 from pipeline.data.synthetic.writer import SPLIT_FILES, VIDEO_DIR, synthesize_dataset
 
 STORED_FRAMES, SIDE = 32, 48  # extract.max_frames; clips.action.crop
@@ -183,19 +188,19 @@ def labelled_subset(labels: np.ndarray, fraction: float) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
-def phase_accuracy(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def phase_accuracy(variant: Variant, predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """How often each phase choice of the predicted class is right."""
-    phases = ("takeoff", "rotation", "position", "landing")
+    vocabulary = variant.vocabulary
     return {
         phase: float(
             np.mean(
                 [
-                    getattr(CLASSES[p], phase) == getattr(CLASSES[t], phase)
+                    vocabulary[p][i] == vocabulary[t][i]
                     for p, t in zip(predicted, truth, strict=True)
                 ]
             )
         )
-        for phase in phases
+        for i, phase in enumerate(variant.phase_names)
     }
 
 
@@ -221,9 +226,14 @@ def main() -> None:
         help="share of each class's training labels every classifier gets (0.1: 5 clips per "
         "class); training then runs epochs / fraction epochs, the same number of steps",
     )
+    parser.add_argument(
+        "--variant", choices=sorted(VARIANTS), default="poses", help="synthesize.variant"
+    )
     args = parser.parse_args()
+    variant = VARIANTS[args.variant]
     if args.generate or not (args.root / SPLIT_FILES["train"]).is_file():
-        synthesize_dataset(out=args.root, settings=load_params().synthesize)
+        settings = load_params().synthesize.model_copy(update={"variant": args.variant})
+        synthesize_dataset(out=args.root, settings=settings)
 
     # ============ decode, train the order-aware model, freeze its frame features ============
     start = time.perf_counter()
@@ -247,20 +257,22 @@ def main() -> None:
         f_test[:, CENTRE].reshape(len(f_test), -1),
         y_test,
     )
-    # The pooled probe can at best find the group of classes that share their poses
-    # (body position x landing) and guess within it; report how often it finds the group.
-    groups = {g: i for i, g in enumerate(dict.fromkeys((c.position, c.landing) for c in CLASSES))}
-    to_group = np.array([groups[(c.position, c.landing)] for c in CLASSES])
-    pooled_group = probe_accuracy(
-        f_train.mean(1), to_group[y_train], f_test.mean(1), to_group[y_test]
-    )
+    # The pooled probe can at best find the group of classes that share their frames (poses:
+    # body position x landing; moves: the set of moves) and guess within it; report how
+    # often it finds the group.
+    g_train, g_test = group_indices(variant, y_train), group_indices(variant, y_test)
+    pooled_group = probe_accuracy(f_train.mean(1), g_train, f_test.mean(1), g_test)
+    groups = len(np.unique(g_train))
 
     classes = len(np.unique(y_train))
-    per_phase = ", ".join(f"{k} {v:.1%}" for k, v in phase_accuracy(predicted, y_test).items())
+    per_phase = ", ".join(
+        f"{k} {v:.1%}" for k, v in phase_accuracy(variant, predicted, y_test).items()
+    )
     print(f"{args.root}: {classes} classes, {len(y_train)} labelled, {len(y_test)} test videos")
-    print(f"chance: {1 / classes:.1%}; finding the pose group and guessing within it: 25.0%")
+    within = groups / classes  # finding the group, then guessing among its classes
+    print(f"chance: {1 / classes:.1%}; finding the group and guessing within it: {within:.1%}")
     print(f"(a) bag of frames, mean of 32 frames, logistic regression:  top-1 {pooled:.1%}")
-    print(f"    the same probe, pose group only ({len(groups)} groups):   top-1 {pooled_group:.1%}")
+    print(f"    the same probe, group only ({groups} groups):        top-1 {pooled_group:.1%}")
     print(f"(b) order-aware, 8 ordered frames, logistic regression:     top-1 {ordered:.1%}")
     trained = float((predicted == y_test).mean())
     print(f"(c) order-aware, the trained temporal head:                 top-1 {trained:.1%}")

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
@@ -22,6 +23,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.dvc_command import command_environment, reproduce_stage
 from flows.stage_graph import read_stage_graph
 from pipeline.config import load_params
+from pipeline.health.record import read_health
 from pipeline.tracking import parent_run_name
 
 
@@ -31,6 +33,35 @@ class PipelineFailed(RuntimeError):
 
 # The state a task ends in when DVC did not run the stage's command.
 SKIPPED_STATE_NAMES = {"cached": "Cached", "skipped": "Skipped"}
+
+
+def _show_health(root: Path, stage: str) -> None:
+    """Put the health report the stage just wrote (pipeline/health) on this task as a markdown
+    artifact, with a warning log when it is unhealthy."""
+    report = read_health(root, stage)
+    if report is None:  # a stage without health checks
+        return
+    rows = [
+        f"| {c['name']} | {c['value']:.4g} | {c['chance']:.4g} | {c['threshold']:.4g} | "
+        f"{'healthy' if c['healthy'] else 'UNHEALTHY'} |"
+        for c in report["checks"]
+    ]
+    create_markdown_artifact(
+        "\n".join(
+            [
+                f"**{stage}: {report['verdict']}**, measured on {report['clips']}",
+                "",
+                "| check | value | chance | bar | verdict |",
+                "| --- | ---: | ---: | ---: | --- |",
+                *rows,
+            ]
+        ),
+        key=f"health-{stage}".replace("@", "-").replace("_", "-").lower(),
+        description=f"health of {stage}",
+    )
+    if report["verdict"] != "healthy":
+        failed = [c["name"] for c in report["checks"] if not c["healthy"]]
+        get_run_logger().warning(f"{stage} is unhealthy: {failed} no better than chance")
 
 
 @task(task_run_name="{stage}", cache_policy=NO_CACHE)
@@ -43,6 +74,7 @@ def dvc_stage(project: str, stage: str) -> State | str:
         return Completed(
             name=SKIPPED_STATE_NAMES[verdict], message=f"DVC {verdict} {stage}", data=verdict
         )
+    _show_health(root, stage)
     return verdict
 
 

@@ -55,6 +55,7 @@ class RoundRun:
     finished: bool
     start_time: int
     metrics: Mapping[str, float]
+    strategy: str = ""  # the rule the round used (its `strategy` tag); "" before it was logged
 
 
 # ============ reading MLflow ============
@@ -116,6 +117,7 @@ def read_round_runs(client: MlflowClient, experiment: str) -> list[RoundRun]:
             finished=_finished(run),
             start_time=run.info.start_time,
             metrics=dict(run.data.metrics),
+            strategy=run.data.tags.get("strategy", ""),
         )
         for run in found
         if "mlflow.parentRunId" in run.data.tags
@@ -235,7 +237,8 @@ def pseudo_label_table(
     runs: Sequence[PipelineRun], rounds: Sequence[RoundRun], by: Sequence[str] = ()
 ) -> pd.DataFrame:
     """One row per method (and `by` values), label fraction and round: the accepted
-    pseudo-labels and their accuracy, each a mean over the split seeds that have the round."""
+    pseudo-labels and their accuracy, each a mean over the split seeds that have the round,
+    and the rules those rounds used (confidence where an unhealthy f was set aside)."""
     latest: dict[str, dict[int, RoundRun]] = {}  # parent run id -> round -> its child run
     for run in rounds:
         kept = latest.setdefault(run.parent_id, {}).get(run.round)
@@ -254,8 +257,17 @@ def pseudo_label_table(
                 present = [run.metrics[metric] for run in found if metric in run.metrics]
                 row[f"{metric}_mean"] = sum(present) / len(present) if present else math.nan
             row["n_seeds"] = len(found)
+            row["strategies"] = ", ".join(sorted({run.strategy for run in found} - {""}))
             rows.append(row)
-    columns = ["method", *by, "fraction", "round", *(f"{m}_mean" for m in ROUND_METRICS), "n_seeds"]
+    columns = [
+        "method",
+        *by,
+        "fraction",
+        "round",
+        *(f"{m}_mean" for m in ROUND_METRICS),
+        "n_seeds",
+        "strategies",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 

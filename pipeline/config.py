@@ -46,6 +46,7 @@ class DatasetParams(Section):
 
 
 class SynthesizeParams(Section):
+    variant: Literal["poses", "moves"] = "poses"
     seed: int = Field(0, ge=0)
     classes: int = Field(CLASS_COUNT, ge=2, le=CLASS_COUNT)
     train_per_class: int = Field(50, ge=1)
@@ -240,6 +241,7 @@ class PseudoLabelParams(Section):
     tau: float = Field(0.1, gt=0.0)
     verification_threshold: float = Field(0.6, ge=0.0, le=1.0)
     max_uncertainty: float = Field(0.1, ge=0.0)
+    unhealthy_alignability: Literal["fallback_confidence", "use"] = "fallback_confidence"
     dropout_passes: int = Field(10, ge=2)
     batch_size: int = Field(64, ge=1)
 
@@ -265,6 +267,13 @@ class RetrainParams(TrainParams):
     @property
     def steps_per_epoch(self) -> int:
         return self.steps // self.epochs
+
+
+class HealthParams(Section):
+    min_ratio: float = Field(1.5, ge=1.0)
+    max_loss_ratio: float = Field(0.95, gt=0.0, le=1.0)
+    min_spread: float = Field(0.01, ge=0.0)
+    probe_videos: int = Field(64, ge=2)
 
 
 class SelfTrainingParams(Section):
@@ -318,6 +327,7 @@ class Params(Section):
     pseudo_label: PseudoLabelParams = PseudoLabelParams()
     self_training: SelfTrainingParams = SelfTrainingParams()
     evaluate: EvaluateParams = EvaluateParams()
+    health: HealthParams = HealthParams()
 
 
 def _describe(error: ValidationError, source: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import mlflow
 
 from pipeline.config import load_params
+from pipeline.health.record import record_health
 from pipeline.steps.finetune import finetune
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
@@ -29,7 +30,7 @@ def main() -> None:
         "action_encoder": params.action_encoder.model_dump(),
     }
     with stage_run("finetune", params, logged) as child:
-        finetune(
+        _, health = finetune(
             frames=args.frames,
             split=args.split,
             pretrained=args.pretrained,
@@ -40,7 +41,9 @@ def main() -> None:
             augment=params.augment,
             train=params.finetune,
             run=params.run,
+            health=params.health,
         )
+        record_health("finetune", health)
         mlflow.log_artifact(str(args.out), "models")
         tag_metric_subsets(child.info.run_id)
 

@@ -8,6 +8,7 @@ import mlflow
 
 from pipeline.config import load_params
 from pipeline.evaluate.plots import plot_score_histograms
+from pipeline.health.record import record_health
 from pipeline.steps.metric_learning import learn_alignability
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
@@ -41,7 +42,9 @@ def main() -> None:
             augment=params.augment,
             evaluation=params.evaluate,
             run=params.run,
+            health=params.health,
         )
+        record_health("metric_learning", result.health)
         mlflow.log_metric("score_fit_loss", result.metrics["score_fit_loss"])
         verification = result.verification
         plot_score_histograms(

@@ -9,6 +9,7 @@ import mlflow
 
 from pipeline.config import load_params
 from pipeline.models.weights import check_pretrained_weights
+from pipeline.health.record import record_health
 from pipeline.steps.pretrain import pretrain_action
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
@@ -29,7 +30,7 @@ def main() -> None:
         "clip": params.clips.alignability.model_dump(),
     }
     with stage_run("pretrain_action", params, logged) as child:
-        pretrain_action(
+        _, health = pretrain_action(
             frames=args.frames,
             out=args.out,
             checkpoint=args.checkpoint,
@@ -38,7 +39,9 @@ def main() -> None:
             augment=params.augment,
             gitdl=params.action_gitdl,
             run=params.run,
+            health=params.health,
         )
+        record_health("pretrain_action", health)
         mlflow.log_artifact(str(args.out), "models")
         tag_metric_subsets(child.info.run_id)
 

@@ -8,6 +8,7 @@ import mlflow
 
 from pipeline.config import load_params
 from pipeline.models.weights import check_pretrained_weights
+from pipeline.health.record import record_health
 from pipeline.steps.pretrain import pretrain
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
@@ -30,7 +31,7 @@ def main() -> None:
         "clip": params.clips.alignability.model_dump(),
     }
     with stage_run("pretrain_gitdl", params, logged) as child:
-        pretrain(
+        _, health = pretrain(
             frames=args.frames,
             out=args.out,
             checkpoint=args.checkpoint,
@@ -39,7 +40,9 @@ def main() -> None:
             augment=params.augment,
             gitdl=params.gitdl,
             run=params.run,
+            health=params.health,
         )
+        record_health("pretrain_gitdl", health)
         mlflow.log_artifact(str(args.out), "models")
         tag_metric_subsets(child.info.run_id)
 

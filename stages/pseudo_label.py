@@ -41,6 +41,9 @@ def main() -> None:
             run=params.run,
         )
         statistics = round_statistics(table, confidence_threshold=params.pseudo_label.threshold)
+        # which rule the round used: pseudo_label.strategy, or confidence after f failed its
+        # health check (pseudo_label.unhealthy_alignability)
+        mlflow.set_tag("strategy", table["strategy"].iloc[0] if len(table) else "none")
         mlflow.log_metrics(statistics)
         mlflow.log_artifact(str(args.out), "pseudo_labels")
         # from the unlabeled training clips' hidden labels: diagnostics, never a criterion

@@ -7,6 +7,7 @@ from pathlib import Path
 import mlflow
 
 from pipeline.config import load_params
+from pipeline.health.record import record_health
 from pipeline.steps.retrain import retrain
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
@@ -50,7 +51,9 @@ def main() -> None:
             metric=params.metric_learning,
             augment=params.augment,
             run=params.run,
+            health=params.health,
         )
+        record_health(f"retrain@{args.round}", result.health)
         mlflow.log_metric("training_clips", result.training_clips)
         mlflow.log_metrics(result.budget)  # the equal budget, logged with every round
         mlflow.log_artifacts(str(args.out), "models")

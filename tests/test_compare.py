@@ -48,7 +48,13 @@ def pipeline_run(
 
 
 def round_run(
-    client: MlflowClient, parent: str, number: int, count: float, accuracy: float, start: int
+    client: MlflowClient,
+    parent: str,
+    number: int,
+    count: float,
+    accuracy: float,
+    start: int,
+    strategy: str = "collaborative",
 ) -> None:
     """A pseudo_label@round_<number> child run with its statistics."""
     experiment = client.get_run(parent).info.experiment_id
@@ -57,7 +63,7 @@ def round_run(
         experiment,
         start_time=start,
         run_name=stage,
-        tags={STAGE_TAG: stage, "mlflow.parentRunId": parent},
+        tags={STAGE_TAG: stage, "mlflow.parentRunId": parent, "strategy": strategy},
     )
     client.log_metric(child.info.run_id, "pseudo_labels", count)
     client.log_metric(child.info.run_id, "pseudo_label_accuracy", accuracy)
@@ -162,7 +168,10 @@ def test_pseudo_label_table_per_round_uses_latest_round_runs(client: MlflowClien
     round_run(client, parents[0], 1, count=99, accuracy=0.1, start=start + 10)  # superseded below
     round_run(client, parents[0], 1, count=20, accuracy=0.9, start=start + 20)
     round_run(client, parents[0], 2, count=30, accuracy=0.8, start=start + 30)
-    round_run(client, parents[1], 1, count=10, accuracy=0.7, start=start + 40)
+    # seed 1's f failed its health check: its round fell back to g's confidence
+    round_run(
+        client, parents[1], 1, count=10, accuracy=0.7, start=start + 40, strategy="confidence"
+    )
 
     comparison = compare_runs(client, "cmp-rounds")
     rounds = comparison.pseudo_labels.set_index("round")
@@ -170,6 +179,8 @@ def test_pseudo_label_table_per_round_uses_latest_round_runs(client: MlflowClien
     assert rounds.loc[1, "pseudo_label_accuracy_mean"] == pytest.approx(0.8)
     assert rounds.loc[1, "n_seeds"] == 2
     assert (rounds.loc[2, "pseudo_labels_mean"], rounds.loc[2, "n_seeds"]) == (pytest.approx(30), 1)
+    assert rounds.loc[1, "strategies"] == "collaborative, confidence"
+    assert rounds.loc[2, "strategies"] == "collaborative"
     assert (
         "| finepseudo, 10% labels | 15 (80.0) | 30 (80.0) |" in comparison.pseudo_label_markdown()
     )

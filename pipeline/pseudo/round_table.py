@@ -5,7 +5,9 @@ two encoders' own top labels and confidences (f_* from the alignability encoder'
 non-parametric classifier, -1/NaN when the strategy does not use it; g_* from the action
 encoder) and true_label: the model class index the dataset annotates (-1 for a class the
 model does not know, NaN where the dataset gives no label). true_label is there for
-diagnostics (pseudo-label accuracy); training reads only `accepted_pseudo_labels`.
+diagnostics (pseudo-label accuracy); training reads only `accepted_pseudo_labels`. strategy:
+the rule the round used (pseudo_label.strategy, or confidence when f's health check failed and
+pseudo_label.unhealthy_alignability fell back to it; none for supervised).
 """
 
 from pathlib import Path
@@ -26,6 +28,7 @@ COLUMNS = [
     "g_label",
     "g_confidence",
     "true_label",
+    "strategy",
 ]
 TRAINING_COLUMNS = ["video_id", "label", "accepted"]
 

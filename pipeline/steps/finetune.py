@@ -4,9 +4,18 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config import ActionEncoderParams, AugmentParams, ClipParams, RunParams, TrainParams
+from pipeline.config import (
+    ActionEncoderParams,
+    AugmentParams,
+    ClipParams,
+    HealthParams,
+    RunParams,
+    TrainParams,
+)
 from pipeline.data.frames import FrameStore
 from pipeline.data.splits import load_split
+from pipeline.health.checks import HealthReport
+from pipeline.health.measure import action_checks
 from pipeline.models.registry import build_action_encoder
 from pipeline.models.saved import SavedActionEncoder, save_action_encoder
 from pipeline.models.weights import load_backbone_weights
@@ -27,10 +36,11 @@ def finetune(
     augment: AugmentParams,
     train: TrainParams,
     run: RunParams,
-) -> dict[str, float]:
+    health: HealthParams,
+) -> tuple[dict[str, float], HealthReport]:
     """Train g, starting from pretrain_action's trunk weights `pretrained` and a fresh
     classifier, on the split's labeled clips and write it to `out`; returns the last epoch's
-    metrics."""
+    metrics and g's health."""
     runtime = start_runtime(run.device, run.threads)
     store = FrameStore(frames)
     label_split = load_split(split)
@@ -60,8 +70,13 @@ def finetune(
         config,
         workers=run.workers,
     )
+    checks, clips = action_checks(
+        saved, store, label_split, health, train.batch_size, runtime, run.workers
+    )
+    report = HealthReport(clips, tuple(checks))
+    metrics["health.healthy"] = float(report.healthy)
     if runtime.is_main:
         save_action_encoder(out, saved, metrics)
         Path(checkpoint).unlink(missing_ok=True)
     stop_runtime(runtime)
-    return metrics
+    return metrics, report

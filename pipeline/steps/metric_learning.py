@@ -11,11 +11,13 @@ import numpy as np
 import torch
 
 from pipeline.align.distance import pairwise_distance, typical_distance
-from pipeline.config import AugmentParams, EvaluateParams, MetricParams, RunParams
+from pipeline.config import AugmentParams, EvaluateParams, HealthParams, MetricParams, RunParams
 from pipeline.data.frames import FrameStore
 from pipeline.data.splits import load_split, monitoring_set
 from pipeline.evaluate.embedding import embed_videos
 from pipeline.evaluate.verification import Verification, verify_pairs
+from pipeline.health.checks import HealthReport
+from pipeline.health.measure import alignability_checks
 from pipeline.models.saved import (
     SavedAlignabilityModel,
     load_alignability_model,
@@ -32,6 +34,7 @@ class MetricLearning:
     metrics: dict[str, float]
     verification: Verification
     monitored_subset: str  # which clips `verification` read: validation, or train without one
+    health: HealthReport
 
 
 def verifier(
@@ -112,6 +115,7 @@ def learn_alignability(
     augment: AugmentParams,
     evaluation: EvaluateParams,
     run: RunParams,
+    health: HealthParams,
 ) -> MetricLearning:
     """Metric-learn the pretrained alignability model on the labeled clips; write it to `out`."""
     runtime = start_runtime(run.device, run.threads)
@@ -161,7 +165,20 @@ def learn_alignability(
         runtime,
         run.workers,
     )
-    result = MetricLearning(metrics, verify(), monitored)
+    checks, clips = alignability_checks(
+        saved,
+        store,
+        load_split(split),
+        metric,
+        health,
+        metrics["score_fit_loss"],
+        evaluation.batch_size,
+        runtime,
+        run.workers,
+    )
+    report = HealthReport(clips, tuple(checks))
+    metrics["health.healthy"] = float(report.healthy)  # read by pseudo_label
+    result = MetricLearning(metrics, verify(), monitored, report)
     if runtime.is_main:
         save_alignability_model(out, saved, metrics)
         Path(checkpoint).unlink(missing_ok=True)

@@ -19,9 +19,12 @@ from pipeline.config import (
     AugmentParams,
     ClipParams,
     GitdlParams,
+    HealthParams,
     RunParams,
 )
 from pipeline.data.frames import FrameStore
+from pipeline.health.checks import HealthReport
+from pipeline.health.gitdl import gitdl_check, gitdl_probe_loss, probe_videos
 from pipeline.models.action import FramewiseTrunk
 from pipeline.models.registry import build_action_encoder, build_alignability_model
 from pipeline.models.saved import SavedAlignabilityModel, save_alignability_model
@@ -41,8 +44,13 @@ def _gitdl_on_training_videos(
     gitdl: GitdlParams,
     runtime: Runtime,
     workers: int,
-) -> dict[str, float]:
+    health: HealthParams,
+) -> tuple[dict[str, float], HealthReport]:
+    """Train with GITDL; its health: the loss on fixed views of a sample of the training
+    videos, after training against before (at random initialisation)."""
     store = FrameStore(frames)
+    probe = probe_videos(store, health.probe_videos, gitdl.seed)
+    initial = gitdl_probe_loss(frame_encoder, store, probe, clip, augment, gitdl, runtime)
     train_ids = store.manifest.loc[store.manifest["subset"] == "train", "video_id"].tolist()
     config = {
         "encoder": encoder_config,
@@ -51,9 +59,19 @@ def _gitdl_on_training_videos(
         "gitdl": gitdl.model_dump(mode="json"),
         "inputs": fingerprint(Path(frames) / "manifest.parquet"),
     }
-    return train_gitdl(
+    metrics = train_gitdl(
         frame_encoder, store, train_ids, clip, augment, gitdl, runtime, checkpoint, config, workers
     )
+    final = gitdl_probe_loss(frame_encoder, store, probe, clip, augment, gitdl, runtime)
+    clips = f"fixed views of {len(probe)} training videos (self-supervised, no labels)"
+    report = HealthReport(clips, (gitdl_check(initial, final, health),))
+    metrics["health.healthy"] = float(report.healthy)
+    return metrics, report
+
+
+def _not_trained() -> HealthReport:
+    # GITDL turned off (epochs 0) is a choice, not a failure: nothing to check.
+    return HealthReport("nothing (GITDL is off: epochs 0)", ())
 
 
 def pretrain(
@@ -66,15 +84,18 @@ def pretrain(
     augment: AugmentParams,
     gitdl: GitdlParams,
     run: RunParams,
-) -> dict[str, float]:
+    health: HealthParams,
+) -> tuple[dict[str, float], HealthReport]:
     """Pretrain f with GITDL for `gitdl.epochs` epochs (0 turns GITDL off: f keeps its
-    initial weights) and write it, with a fresh score head, to `out`."""
+    initial weights) and write it, with a fresh score head, to `out`; returns the last epoch's
+    metrics and the training's health."""
     runtime = start_runtime(run.device, run.threads)
     torch.manual_seed(gitdl.seed)
     saved = SavedAlignabilityModel(build_alignability_model(encoder), encoder, clip)
     metrics: dict[str, float] = {}
+    report = _not_trained()
     if gitdl.epochs > 0:
-        metrics = _gitdl_on_training_videos(
+        metrics, report = _gitdl_on_training_videos(
             saved.model.encoder,
             encoder.model_dump(mode="json"),
             frames,
@@ -84,12 +105,13 @@ def pretrain(
             gitdl,
             runtime,
             run.workers,
+            health,
         )
     if runtime.is_main:
         save_alignability_model(out, saved, metrics)
         Path(checkpoint).unlink(missing_ok=True)
     stop_runtime(runtime)
-    return metrics
+    return metrics, report
 
 
 def pretrain_action(
@@ -102,17 +124,20 @@ def pretrain_action(
     augment: AugmentParams,
     gitdl: GitdlParams,
     run: RunParams,
-) -> dict[str, float]:
+    health: HealthParams,
+) -> tuple[dict[str, float], HealthReport]:
     """Pretrain g's trunk with GITDL for `gitdl.epochs` epochs (r2plus1d_tiny only) and write
     its weights, without a classifier, to `out`: the state-dict file finetune starts from.
-    With 0 epochs g keeps its initial weights (random, or `encoder.weights`)."""
+    With 0 epochs g keeps its initial weights (random, or `encoder.weights`). Returns the last
+    epoch's metrics and the training's health."""
     runtime = start_runtime(run.device, run.threads)
     torch.manual_seed(gitdl.seed)
     # the classifier is dropped below, so its size does not matter
     action_encoder = build_action_encoder(encoder, num_classes=1)
     metrics: dict[str, float] = {}
+    report = _not_trained()
     if gitdl.epochs > 0:
-        metrics = _gitdl_on_training_videos(
+        metrics, report = _gitdl_on_training_videos(
             FramewiseTrunk(action_encoder),
             encoder.model_dump(mode="json"),
             frames,
@@ -122,10 +147,11 @@ def pretrain_action(
             gitdl,
             runtime,
             run.workers,
+            health,
         )
     if runtime.is_main:
         trunk = {k: v for k, v in action_encoder.state_dict().items() if not k.startswith("fc.")}
         save_checkpoint(out, {"state_dict": trunk, "metrics": metrics})
         Path(checkpoint).unlink(missing_ok=True)
     stop_runtime(runtime)
-    return metrics
+    return metrics, report

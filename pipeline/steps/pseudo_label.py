@@ -18,6 +18,7 @@ from pipeline.data.frames import FrameStore
 from pipeline.data.splits import LabelSplit, load_split
 from pipeline.evaluate.embedding import embed_videos
 from pipeline.evaluate.multiview import predict_videos
+from pipeline.health.record import saved_health
 from pipeline.models.saved import SavedActionEncoder, load_action_encoder, load_alignability_model
 from pipeline.pseudo.acceptance import decide
 from pipeline.pseudo.nonparametric import class_scores, nonparametric_probs, select_exemplars
@@ -109,6 +110,22 @@ def _nonparametric(
     return scores.numpy(), nonparametric_probs(scores, settings.tau).numpy()
 
 
+def round_strategy(
+    method: str, settings: PseudoLabelParams, alignability_healthy: bool | None
+) -> str | None:
+    """The rule this round uses: the method's, or for finepseudo pseudo_label.strategy, unless
+    it needs f, f's latest health check failed and unhealthy_alignability says to fall back on
+    g's confidence (a collapsed f's p_f is noise that would steer the labels at random)."""
+    strategy = METHOD_STRATEGY.get(method, settings.strategy)
+    if (
+        strategy in NEEDS_ALIGNABILITY
+        and alignability_healthy is False
+        and settings.unhealthy_alignability == "fallback_confidence"
+    ):
+        return "confidence"
+    return strategy
+
+
 def pseudo_label(
     *,
     frames: Path,
@@ -128,7 +145,7 @@ def pseudo_label(
     store = FrameStore(frames)
     label_split = load_split(split)
     video_ids = label_split.unlabeled.video_id.tolist()
-    strategy = METHOD_STRATEGY.get(method, settings.strategy)
+    strategy = round_strategy(method, settings, saved_health(alignability_model))
     action = load_action_encoder(action_model)
     p_g = _action_probabilities(action, store, video_ids, runtime, settings.batch_size)  # (N, C)
     p_f = scores = uncertainty = None
@@ -178,6 +195,7 @@ def pseudo_label(
             "g_label": p_g.argmax(1),
             "g_confidence": p_g.max(1).astype(np.float64),
             "true_label": _true_labels(store, label_split, video_ids),
+            "strategy": strategy or "none",
         },
         columns=COLUMNS,
     )

@@ -15,6 +15,7 @@ import pandas as pd
 
 from pipeline.config import (
     AugmentParams,
+    HealthParams,
     MetricParams,
     RetrainParams,
     RunParams,
@@ -22,6 +23,9 @@ from pipeline.config import (
 )
 from pipeline.data.frames import FrameStore
 from pipeline.data.splits import load_split
+from pipeline.health.checks import HealthReport
+from pipeline.health.measure import action_checks, alignability_checks
+from pipeline.health.record import saved_health
 from pipeline.models.saved import (
     load_action_encoder,
     load_alignability_model,
@@ -43,6 +47,7 @@ class Retraining:
     alignability_metrics: dict[str, float]
     training_clips: int  # labeled + accepted pseudo-labeled clips
     budget: dict[str, float]  # g's training budget this round: steps and batch composition
+    health: HealthReport
 
 
 def retrain(
@@ -60,11 +65,13 @@ def retrain(
     metric: MetricParams,
     augment: AugmentParams,
     run: RunParams,
+    health: HealthParams,
 ) -> Retraining:
     """Read `previous`/{action,alignability}.pt, retrain, write `out`/{action,alignability}.pt."""
     runtime = start_runtime(run.device, run.threads)
     store = FrameStore(frames)
-    labeled = load_split(split).labeled
+    label_split = load_split(split)
+    labeled = label_split.labeled
     pseudo_labeled = accepted_pseudo_labels(pseudo_labels)
     # labeled clips first: the sampler tells them from the pseudo-labeled ones by index
     training = pd.concat([labeled[["video_id", "label"]], pseudo_labeled], ignore_index=True)
@@ -147,10 +154,33 @@ def retrain(
             runtime,
             run.workers,
         )
+    checks, clips = action_checks(
+        action, store, label_split, health, action_train.batch_size, runtime, run.workers
+    )
+    action_metrics["health.healthy"] = float(all(c.healthy for c in checks))
+    if alignability_metrics:  # f retrained: check it too
+        f_checks, _ = alignability_checks(
+            alignability,
+            store,
+            label_split,
+            metric,
+            health,
+            alignability_metrics["score_fit_loss"],
+            metric.batch_size,
+            runtime,
+            run.workers,
+        )
+        alignability_metrics["health.healthy"] = float(all(c.healthy for c in f_checks))
+        checks += f_checks
+    report = HealthReport(clips, tuple(checks))
+    if not alignability_metrics:  # f passes through unchanged, and so does its verdict
+        verdict = saved_health(previous / "alignability.pt")
+        if verdict is not None:
+            alignability_metrics["health.healthy"] = float(verdict)
     if runtime.is_main:
         save_action_encoder(out / "action.pt", action, action_metrics)
         save_alignability_model(out / "alignability.pt", alignability, alignability_metrics)
         for name in ("action.pt", "alignability.pt"):
             (checkpoints / name).unlink(missing_ok=True)
     stop_runtime(runtime)
-    return Retraining(action_metrics, alignability_metrics, len(ids), budget)
+    return Retraining(action_metrics, alignability_metrics, len(ids), budget, report)

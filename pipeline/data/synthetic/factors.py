@@ -37,7 +37,7 @@ class ClipFactors:
     """Everything random about one clip besides its class."""
 
     n_frames: int
-    durations: dict[str, int]  # segment -> frames, keys of motion.SEGMENT_SHARES
+    durations: dict[str, int]  # segment -> frames, keys of the benchmark's segment shares
     poses: dict[str, list[float]]  # key pose -> angles, POSES after a per-clip wobble
     jump: float  # flight apex, actor heights
     zoom: float  # actor size relative to settings.actor_height
@@ -105,11 +105,16 @@ def _scene(
     return scene, _colour(rng, actor_lum)
 
 
-def sample_factors(rng: np.random.Generator, settings: SynthesizeParams) -> ClipFactors:
-    """Draw one clip's factors; the class plays no part."""
+def sample_factors(
+    rng: np.random.Generator,
+    settings: SynthesizeParams,
+    segment_shares: dict[str, float] = SEGMENT_SHARES,
+) -> ClipFactors:
+    """Draw one clip's factors; the class plays no part. `segment_shares` names the segments
+    of the benchmark's clips and their mean shares of the frames."""
     n_frames = int(rng.integers(settings.min_frames, settings.max_frames + 1))
-    spread = rng.uniform(-settings.phase_jitter, settings.phase_jitter, len(SEGMENT_SHARES))
-    weights = {k: v * np.exp(d) for (k, v), d in zip(SEGMENT_SHARES.items(), spread, strict=True)}
+    spread = rng.uniform(-settings.phase_jitter, settings.phase_jitter, len(segment_shares))
+    weights = {k: v * np.exp(d) for (k, v), d in zip(segment_shares.items(), spread, strict=True)}
     poses = {
         name: [
             float(a)

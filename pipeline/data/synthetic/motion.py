@@ -46,14 +46,15 @@ class Motion:
     airborne: np.ndarray
 
 
-def _smoothstep(u: np.ndarray) -> np.ndarray:
+def smoothstep(u: np.ndarray) -> np.ndarray:
+    """3u^2 - 2u^3: eases from 0 at u = 0 to 1 at u = 1 with zero slope at both ends."""
     # Symmetric: s(1 - u) = 1 - s(u), so a move played backwards passes the same poses.
     return u * u * (3.0 - 2.0 * u)
 
 
 def _move(start: np.ndarray, end: np.ndarray, frames: int) -> np.ndarray:
     u = np.arange(1, frames + 1) / (frames + 1)  # excludes both ends: those are the holds
-    return start + _smoothstep(u)[:, None] * (end - start)  # (frames, 9)
+    return start + smoothstep(u)[:, None] * (end - start)  # (frames, 9)
 
 
 def _edge(a: str, b: str) -> str:
@@ -87,7 +88,7 @@ def build_motion(
 
     n_flight = durations["flight"]
     s = (np.arange(n_flight) + 0.5) / n_flight  # (F,) symmetric about 0.5
-    fold = _smoothstep(np.clip(np.minimum(s, 1.0 - s) / FOLD_SHARE, 0.0, 1.0))
+    fold = smoothstep(np.clip(np.minimum(s, 1.0 - s) / FOLD_SHARE, 0.0, 1.0))
     flight = stand + fold[:, None] * (poses[action.position] - stand)  # (F, 9)
 
     ground = np.concatenate(takeoff)

@@ -11,14 +11,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.data.adapters.diving48 import TEST_FILE, VIDEO_DIR, VOCAB_FILE
 
-# Classes that show each kind of difference from class 0: the take-off order (1), the
-# somersault direction (2), the body position (4) and the landing (8, 16).
-DEFAULT_LABELS = (0, 1, 2, 4, 8, 16)
 TITLE_HEIGHT = 14  # pixels of caption above each row
 
 
 def write_preview(
-    root: str | Path, out: str | Path, labels: Sequence[int] = DEFAULT_LABELS, frames: int = 8
+    root: str | Path, out: str | Path, labels: Sequence[int], frames: int = 8
 ) -> None:
     """Write `out`: for each class in `labels` present in the dataset at `root` (Diving48
     layout), `frames` frames spread evenly over its first test video."""

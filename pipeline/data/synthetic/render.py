@@ -127,15 +127,29 @@ def frame_width(settings: SynthesizeParams) -> int:
     return 2 * round(settings.size * settings.aspect / 2)
 
 
+def key_poses(factors: ClipFactors) -> dict[str, np.ndarray]:
+    """The clip's key poses as arrays: name -> (9,) angles."""
+    return {name: np.asarray(angles) for name, angles in factors.poses.items()}
+
+
 def render_clip(
     label: int, factors: ClipFactors, settings: SynthesizeParams, noise: bool = True
 ) -> np.ndarray:
     """Frames (T, size, frame_width(settings), 3) uint8 of class `label` under `factors`;
-    `noise=False` leaves out the sensor noise. The actor stands mid-frame: a wider frame
-    adds backdrop on both sides, as a broadcast camera framing one athlete does."""
+    `noise=False` leaves out the sensor noise."""
+    motion = build_motion(CLASSES[label], factors.durations, key_poses(factors), factors.jump)
+    return render_motion(motion, factors, settings, noise)
+
+
+def render_motion(
+    motion: Motion, factors: ClipFactors, settings: SynthesizeParams, noise: bool = True
+) -> np.ndarray:
+    """Frames (T, size, frame_width(settings), 3) uint8 of the actor moving as `motion` says,
+    in the scene, camera and colours of `factors`; any benchmark's motion draws through here.
+    The actor stands mid-frame: a wider frame adds backdrop on both sides, as a broadcast
+    camera framing one athlete does."""
     height, width = settings.size, frame_width(settings)
-    poses = {name: np.asarray(angles) for name, angles in factors.poses.items()}
-    motion = build_motion(CLASSES[label], factors.durations, poses, factors.jump)
+    poses = key_poses(factors)
     limb = settings.limb_width
     joints = place(motion, poses["stand"], limb)
     unit = settings.actor_height * factors.zoom * height  # pixels per actor height

@@ -23,10 +23,10 @@ from tqdm import tqdm
 from pipeline.atomic import atomic_output
 from pipeline.config import SynthesizeParams
 from pipeline.data.adapters.diving48 import TEST_FILE, TRAIN_FILE, VIDEO_DIR, VOCAB_FILE
-from pipeline.data.synthetic.design import CLASSES
 from pipeline.data.synthetic.factors import ClipFactors, sample_factors
 from pipeline.data.synthetic.preview import write_preview
-from pipeline.data.synthetic.render import render_clip
+from pipeline.data.synthetic.render import render_motion
+from pipeline.data.synthetic.variants import VARIANTS
 from pipeline.data.video_writer import write_mp4
 
 SPLIT_FILES = {"train": TRAIN_FILE, "test": TEST_FILE}
@@ -69,13 +69,14 @@ def plan_clips(settings: SynthesizeParams) -> list[Clip]:
     """Every clip of the dataset with its name, split, label and factors, in name order.
     Names are numbered in a seeded random order of the clips, so they say nothing of the class."""
     clips = []
+    shares = VARIANTS[settings.variant].segment_shares
     per_class = {"train": settings.train_per_class, "test": settings.test_per_class}
     for split_id, (split, count) in enumerate(per_class.items()):
         drawn = []
         for label in range(settings.classes):
             for i in range(count):
                 rng = np.random.default_rng([settings.seed, split_id, label, i])
-                drawn.append((label, sample_factors(rng, settings)))
+                drawn.append((label, sample_factors(rng, settings, shares)))
         order = np.random.default_rng([settings.seed, split_id]).permutation(len(drawn))
         clips += [Clip(f"{split}_{k:05d}", split, *drawn[j]) for k, j in enumerate(order)]
     return clips
@@ -83,7 +84,8 @@ def plan_clips(settings: SynthesizeParams) -> list[Clip]:
 
 def _write_clip(job: tuple[Path, Clip, SynthesizeParams]) -> int:
     path, clip, settings = job
-    frames = render_clip(clip.label, clip.factors, settings)  # (T, H, W, 3)
+    motion = VARIANTS[settings.variant].motion(clip.label, clip.factors)
+    frames = render_motion(motion, clip.factors, settings)  # (T, H, W, 3)
     write_mp4(path, frames, fps=settings.fps, crf=settings.crf)
     return len(frames)
 
@@ -105,6 +107,7 @@ def synthesize_dataset(out: str | Path, settings: SynthesizeParams) -> Synthesis
     """Generate the benchmark described by `settings` into the folder `out`, replacing it
     whole once every file is written."""
     clips = plan_clips(settings)
+    variant = VARIANTS[settings.variant]
     with atomic_output(out) as tmp:
         (tmp / VIDEO_DIR).mkdir(parents=True)
         jobs = [(tmp / VIDEO_DIR / f"{c.vid_name}.mp4", c, settings) for c in clips]
@@ -115,12 +118,12 @@ def synthesize_dataset(out: str | Path, settings: SynthesizeParams) -> Synthesis
 
         for split, name in SPLIT_FILES.items():
             _write_json(tmp / name, [c.annotation() for c in clips if c.split == split])
-        _write_json(tmp / VOCAB_FILE, [cls.phases for cls in CLASSES[: settings.classes]])
+        _write_json(tmp / VOCAB_FILE, variant.vocabulary[: settings.classes])
         factors = ",\n".join(
             f"{json.dumps(c.vid_name)}: {json.dumps(c.factors.to_json())}" for c in clips
         )
         (tmp / FACTORS_FILE).write_text("{\n" + factors + "\n}\n")  # one clip per line
-        write_preview(tmp, tmp / PREVIEW_FILE)
+        write_preview(tmp, tmp / PREVIEW_FILE, variant.preview_labels)
     return SynthesisSummary(
         classes=settings.classes,
         train_videos=sum(c.split == "train" for c in clips),
