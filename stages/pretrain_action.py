@@ -8,8 +8,8 @@ from pathlib import Path
 import mlflow
 
 from pipeline.config import load_params
-from pipeline.models.weights import check_pretrained_weights
 from pipeline.health.record import record_health
+from pipeline.models.weights import check_pretrained_weights
 from pipeline.steps.pretrain import pretrain_action
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
