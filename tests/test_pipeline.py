@@ -19,11 +19,11 @@ import yaml
 from mlflow.tracking import MlflowClient
 from tiny_project import REPO, environment, make_project, run
 
+from pipeline.checkpoint import load_checkpoint
 from pipeline.config import ActionEncoderParams
 from pipeline.models.registry import build_action_encoder
 from pipeline.models.saved import load_action_encoder, load_alignability_model
 from pipeline.pseudo.round_table import COLUMNS
-from pipeline.train.checkpoint import load_checkpoint
 
 STAGES = [
     "synthesize",

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from pipeline.checkpoint import load_checkpoint
 from pipeline.config import TrainParams
-from pipeline.train.checkpoint import load_checkpoint
 from pipeline.train.loader import training_loader
 from pipeline.train.loop import fit
 from pipeline.train.runtime import start_runtime

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.checkpoint import save_checkpoint
 from pipeline.config import (
     ActionEncoderParams,
     AlignabilityEncoderParams,
@@ -26,7 +27,6 @@ from pipeline.models.action import FramewiseTrunk
 from pipeline.models.registry import build_action_encoder, build_alignability_model
 from pipeline.models.saved import SavedAlignabilityModel, save_alignability_model
 from pipeline.steps.fingerprint import fingerprint
-from pipeline.train.checkpoint import save_checkpoint
 from pipeline.train.gitdl import train_gitdl
 from pipeline.train.runtime import Runtime, start_runtime, stop_runtime
 

@@ -20,8 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.config import ScheduleParams
-from pipeline.train.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.train.runtime import Runtime, distribute, unwrap
 from pipeline.train.schedule import warmup_cosine
 

@@ -1,0 +1,87 @@
+"""dvc.yaml deps that cannot drift: every project file a stage runs is among its deps.
+
+Each stage's command names its entry, `python -m stages.<name>`; walking the imports from
+there (the source read with `ast`, nothing imported) gives every file of pipeline/, stages/
+and flows/ that the stage can execute. A file missing from the deps means an edit to it would
+leave stale results that `dvc repro` calls up to date.
+"""
+
+import re
+from pathlib import Path
+
+import yaml
+from project_imports import PROJECT_PACKAGES, REPO, module_file, transitive_files
+
+ENTRY = re.compile(r"python -m (stages\.\w+)")
+
+
+def stage_definitions(dvc_yaml: Path = REPO / "dvc.yaml") -> dict[str, dict]:
+    """Stage name -> its definition; a `foreach` stage counts once, by its `do` template (its
+    deps on project files do not depend on the item)."""
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    return {name: stage.get("do", stage) for name, stage in stages.items()}
+
+
+def dep_paths(stage: dict) -> list[str]:
+    return [next(iter(dep)) if isinstance(dep, dict) else dep for dep in stage.get("deps", [])]
+
+
+def covered(path: str, deps: list[str]) -> bool:
+    """A dep covers itself and, when it is a folder, every file under it."""
+    return any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in deps)
+
+
+def missing_deps(stage: dict) -> list[str]:
+    """Project files the stage imports (transitively) that its deps do not cover."""
+    entry = module_file(ENTRY.search(stage["cmd"]).group(1))
+    assert entry is not None, f"{stage['cmd']!r} names no file under stages/"
+    files = transitive_files(entry)
+    deps = dep_paths(stage)
+    return sorted(
+        relative
+        for relative in (path.relative_to(REPO).as_posix() for path in files)
+        if relative.split("/")[0] in PROJECT_PACKAGES and not covered(relative, deps)
+    )
+
+
+def test_every_stage_runs_a_stages_script():
+    for name, stage in stage_definitions().items():
+        assert ENTRY.search(stage["cmd"]), f"stage {name}: command does not run stages.<name>"
+
+
+def test_every_imported_project_file_is_a_dep_of_its_stage():
+    definitions = stage_definitions()
+    missing = {name: files for name, stage in definitions.items() if (files := missing_deps(stage))}
+    report = "\n".join(f"  {name}: {', '.join(files)}" for name, files in missing.items())
+    assert not missing, f"dvc.yaml deps miss project files their stage imports:\n{report}"
+
+
+def test_no_dep_names_a_project_file_that_does_not_exist():
+    for name, stage in stage_definitions().items():
+        for dep in dep_paths(stage):
+            if dep.split("/")[0] in PROJECT_PACKAGES:
+                assert (REPO / dep).exists(), f"stage {name}: dep {dep} does not exist"
+
+
+def test_the_walk_follows_function_level_and_package_imports(tmp_path):
+    # A lazy import inside a function and `from package import module` both count, and so
+    # does the __init__.py of every package on the way.
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "pipeline" / "sub").mkdir(parents=True)
+    for init in ("stages", "pipeline", "pipeline/sub"):
+        (tmp_path / init / "__init__.py").write_text("")
+    (tmp_path / "stages" / "entry.py").write_text(
+        "def main():\n    from pipeline.sub import lazy\n"
+    )
+    (tmp_path / "pipeline" / "sub" / "lazy.py").write_text("from . import deep\n")
+    (tmp_path / "pipeline" / "sub" / "deep.py").write_text("import os\n")
+    (tmp_path / "pipeline" / "unused.py").write_text("")
+    files = transitive_files(tmp_path / "stages" / "entry.py", tmp_path)
+    assert {p.relative_to(tmp_path).as_posix() for p in files} == {
+        "stages/__init__.py",
+        "stages/entry.py",
+        "pipeline/__init__.py",
+        "pipeline/sub/__init__.py",
+        "pipeline/sub/lazy.py",
+        "pipeline/sub/deep.py",
+    }
