@@ -21,6 +21,11 @@ class ParamsError(ValueError):
 # schema sits below every package of the library and imports none of them).
 SYNTHETIC_CLASS_COUNT = 24
 
+# Params that say where a run happens (device, threads, processes), not what it computes: no
+# stage lists them among its dvc.yaml params, and runs that differ only in them are the same
+# experiment (one MLflow parent run, one row of a comparison).
+RUN_PLACEMENT_KEYS = ("run.device", "run.threads", "run.workers")
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -52,7 +57,7 @@ class SynthesizeParams(Section):
     seed: int = Field(0, ge=0)
     classes: int = Field(SYNTHETIC_CLASS_COUNT, ge=2, le=SYNTHETIC_CLASS_COUNT)
     train_per_class: int = Field(50, ge=1)
-    test_per_class: int = Field(12, ge=1)
+    test_per_class: int = Field(20, ge=1)
     size: int = Field(64, ge=32, le=512, multiple_of=2)
     min_frames: int = Field(32, ge=16)
     max_frames: int = Field(48, ge=16)
@@ -157,6 +162,7 @@ class AlignabilityEncoderParams(Section):
     embedding: int = Field(128, ge=8)
     projection: int = Field(128, ge=8)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    score_hidden: int = Field(16, ge=1)
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> "AlignabilityEncoderParams":
@@ -171,9 +177,14 @@ class ClipParams(Section):
     crop: int = Field(48, ge=16)
 
 
+class AlignabilityClipParams(ClipParams):
+    frames: int = Field(16, ge=1)
+    stride: int = Field(2, ge=1)
+
+
 class ClipsParams(Section):
     action: ClipParams = ClipParams()
-    alignability: ClipParams = ClipParams(frames=16, stride=2)
+    alignability: AlignabilityClipParams = AlignabilityClipParams()
 
 
 class AugmentParams(Section):
@@ -199,6 +210,7 @@ class TrainParams(ScheduleParams):
 
 
 class GitdlParams(TrainParams):
+    epochs: int = Field(8, ge=0)
     tau: float = Field(0.1, gt=0.0)
     beta: float = Field(0.99, ge=0.0, le=1.0)
     sigma: float = Field(0.2, gt=0.0)
@@ -206,6 +218,9 @@ class GitdlParams(TrainParams):
 
 
 class MetricParams(TrainParams):
+    epochs: int = Field(100, ge=0)
+    lr: float = Field(3e-4, gt=0.0)
+    warmup_epochs: int = Field(5, ge=0)
     batch_size: int = Field(48, ge=4)
     clips_per_class: int = Field(2, ge=2)
     gamma: float = Field(0.001, gt=0.0)
@@ -214,7 +229,10 @@ class MetricParams(TrainParams):
     distance: Literal["softdtw", "pooled_cosine", "framewise_cosine"] = "softdtw"
     loss: Literal["triplet_score", "triplet", "score"] = "triplet_score"
     band: int = Field(0, ge=0)
-    verify_every: int = Field(1, ge=1)
+    verify_every: int = Field(10, ge=1)
+    score_fit_steps: int = Field(300, ge=1)
+    score_fit_lr: float = Field(0.05, gt=0.0)
+    score_fit_clips: int = Field(1000, ge=2)
 
     @model_validator(mode="after")
     def _whole_classes_per_batch(self) -> "MetricParams":
@@ -228,6 +246,13 @@ class MetricParams(TrainParams):
     @property
     def classes_per_batch(self) -> int:
         return self.batch_size // self.clips_per_class
+
+
+class FinetuneParams(TrainParams):
+    epochs: int = Field(50, ge=0)
+    batch_size: int = Field(16, ge=1)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    warmup_epochs: int = Field(3, ge=0)
 
 
 class PseudoLabelParams(Section):
@@ -248,12 +273,25 @@ class PseudoLabelParams(Section):
         return self.collaborative_threshold if strategy == "collaborative" else self.threshold
 
 
+class RetrainParams(TrainParams):
+    epochs: int = Field(3, ge=0)
+    lr: float = Field(5e-4, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    warmup_epochs: int = Field(0, ge=0)
+
+
+class RetrainAlignabilityParams(ScheduleParams):
+    epochs: int = Field(1, ge=0)
+    lr: float = Field(1e-4, gt=0.0)
+    warmup_epochs: int = Field(0, ge=0)
+
+
 class SelfTrainingParams(Section):
     rounds: dict[str, str] = Field(
         default_factory=lambda: {"round_1": "round_0", "round_2": "round_1", "round_3": "round_2"}
     )
-    retrain: TrainParams = TrainParams(epochs=3)
-    retrain_alignability: ScheduleParams = ScheduleParams(epochs=1)
+    retrain: RetrainParams = RetrainParams()
+    retrain_alignability: RetrainAlignabilityParams = RetrainAlignabilityParams()
     labeled_share: float = Field(0.5, ge=0.0, lt=1.0)
 
     @model_validator(mode="after")
@@ -276,7 +314,7 @@ class EvaluateParams(Section):
     subset: Literal["test", "validation"] = "test"
     clips: int = Field(10, ge=1)
     crops: Literal[1, 3] = 3
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(30, ge=1)
 
 
 # ============ the whole file ============
@@ -295,7 +333,7 @@ class Params(Section):
     gitdl: GitdlParams = GitdlParams()
     action_gitdl: GitdlParams = GitdlParams()
     metric_learning: MetricParams = MetricParams()
-    finetune: TrainParams = TrainParams()
+    finetune: FinetuneParams = FinetuneParams()
     pseudo_label: PseudoLabelParams = PseudoLabelParams()
     self_training: SelfTrainingParams = SelfTrainingParams()
     evaluate: EvaluateParams = EvaluateParams()

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import Params
+from pipeline.config import RUN_PLACEMENT_KEYS, Params
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +38,7 @@ CONFIG_TAG = "finepseudo.config"
 STAGE_TAG = "stage"
 
 # Params that say which pipeline run this is, or where it runs, rather than how it trains.
-_RUN_IDENTITY_KEYS = ("run.method", "run.fraction", "run.seed", "run.device", "run.threads")
+_RUN_IDENTITY_KEYS = ("run.method", "run.fraction", "run.seed", *RUN_PLACEMENT_KEYS)
 
 
 def tracking_uri() -> str:

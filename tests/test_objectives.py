@@ -90,8 +90,8 @@ def test_fit_score_separates_the_pairs_at_their_own_scale():
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     same = labels[:, None] == labels[None, :]
     distances = torch.where(same, 0.001, 0.004) + 0.0005 * torch.rand(6, 6)
-    score = AlignabilityScore(distance_scale=16.0)
-    loss = fit_score(score, distances, labels)
+    score = AlignabilityScore(hidden=16, distance_scale=16.0)
+    loss = fit_score(score, distances, labels, steps=300, lr=0.05)
     off_diagonal = ~torch.eye(6, dtype=torch.bool)
     assert score.distance_scale.item() == pytest.approx(distances[off_diagonal].mean().item())
     scores = score(distances)
@@ -101,8 +101,8 @@ def test_fit_score_separates_the_pairs_at_their_own_scale():
 
 def test_fit_score_on_a_collapsed_encoder_ends_at_a_constant_score():
     labels = torch.tensor([0, 0, 1, 1])
-    score = AlignabilityScore(distance_scale=16.0)
-    fit_score(score, torch.zeros(4, 4), labels)
+    score = AlignabilityScore(hidden=16, distance_scale=16.0)
+    fit_score(score, torch.zeros(4, 4), labels, steps=300, lr=0.05)
     assert score.distance_scale.item() == 16.0
     torch.testing.assert_close(score(torch.zeros(4, 4)), torch.full((4, 4), 0.5))
 

@@ -70,11 +70,12 @@ def calibrate_score(
     batch_size: int,
     runtime: Runtime,
     workers: int,
-    max_clips: int = 1000,
 ) -> float:
     """Fit the score head to the trained encoder's distances between labeled clips (why:
-    pipeline.objectives.score); at most `max_clips` of them, drawn with the metric's seed, so
-    the pairs stay within memory on large datasets. Returns the fit's final loss."""
+    pipeline.objectives.score); at most `metric.score_fit_clips` of them, drawn with the
+    metric's seed, so the pairs stay within memory on large datasets. Returns the fit's final
+    loss."""
+    max_clips = metric.score_fit_clips
     if len(video_ids) > max_clips:
         chosen = np.random.default_rng(metric.seed).choice(len(video_ids), max_clips, replace=False)
         video_ids = [video_ids[i] for i in chosen]
@@ -93,7 +94,13 @@ def calibrate_score(
         embeddings, embeddings, metric.distance, metric.gamma, metric.band
     )  # (B, B)
     device = saved.model.score.distance_scale.device
-    return fit_score(saved.model.score, distances.to(device), torch.tensor(labels, device=device))
+    return fit_score(
+        saved.model.score,
+        distances.to(device),
+        torch.tensor(labels, device=device),
+        steps=metric.score_fit_steps,
+        lr=metric.score_fit_lr,
+    )
 
 
 def learn_alignability(
@@ -115,7 +122,8 @@ def learn_alignability(
     saved = load_alignability_model(pretrained)
     # The score head starts afresh, scaled to the distance it will read.
     saved.model.score = AlignabilityScore(
-        distance_scale=typical_distance(metric.distance, saved.clip.frames)
+        hidden=saved.encoder.score_hidden,
+        distance_scale=typical_distance(metric.distance, saved.clip.frames),
     )
     verify = verifier(saved, store, split, metric, evaluation, runtime, run.workers)
 

@@ -1,0 +1,71 @@
+"""params.yaml is the one source of truth: the schema's defaults equal it, so a key deleted from
+the file changes nothing, and the list of params that say where a run happens is one constant."""
+
+import copy
+import re
+
+import pytest
+import yaml
+from project_imports import REPO
+
+from pipeline.config import RUN_PLACEMENT_KEYS, SYNTHETIC_CLASS_COUNT, Params, parse_params
+from pipeline.data.synthetic.design import CLASS_COUNT
+
+RAW = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def leaf_keys(tree: dict, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Dotted paths of the values params.yaml sets; a mapping the schema reads whole
+    (self_training.rounds) is one value."""
+    keys: list[tuple[str, ...]] = []
+    for key, value in tree.items():
+        path = (*prefix, key)
+        if isinstance(value, dict) and path != ("self_training", "rounds"):
+            keys += leaf_keys(value, path)
+        else:
+            keys.append(path)
+    return keys
+
+
+def without(tree: dict, path: tuple[str, ...]) -> dict:
+    pruned = copy.deepcopy(tree)
+    node = pruned
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return pruned
+
+
+def test_schema_defaults_equal_params_yaml():
+    assert Params().model_dump(mode="json") == parse_params(RAW).model_dump(mode="json")
+
+
+@pytest.mark.parametrize("path", leaf_keys(RAW), ids=".".join)
+def test_deleting_any_key_from_params_yaml_changes_no_value(path):
+    # also the keys of nested sections (self_training.retrain.lr...), whose default lives in
+    # their own section class
+    expected = parse_params(RAW).model_dump(mode="json")
+    assert parse_params(without(RAW, path)).model_dump(mode="json") == expected
+
+
+def test_schema_bound_on_synthetic_classes_is_the_designed_count():
+    assert SYNTHETIC_CLASS_COUNT == CLASS_COUNT
+
+
+def test_run_placement_keys_are_named_once():
+    comment = re.search(
+        r"^# (run\.\w+(?:, run\.\w+)* and run\.\w+) say where",
+        (REPO / "params.yaml").read_text(),
+        re.MULTILINE,
+    )
+    assert comment, "params.yaml no longer explains which run.* keys say where a run happens"
+    named = re.findall(r"run\.\w+", comment.group(1))
+    assert tuple(named) == RUN_PLACEMENT_KEYS
+    for key in RUN_PLACEMENT_KEYS:
+        section, name = key.split(".")
+        assert name in RAW[section]
+    # and no stage depends on them: changing the device must not rerun anything
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for stage_name, stage in stages.items():
+        listed = set((stage.get("do") or stage).get("params", []))
+        assert not listed & {"run", *RUN_PLACEMENT_KEYS}, stage_name
