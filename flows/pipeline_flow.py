@@ -21,7 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.dvc_command import command_environment, reproduce_stage
 from flows.stage_graph import read_stage_graph
-from pipeline.config import load_params
+from pipeline.config import load_params, load_stage_params
 from pipeline.tracking import parent_run_name
 
 
@@ -104,6 +104,7 @@ def main() -> None:
     )
     parser.add_argument("--retry-delay", type=float, default=10.0, help="seconds between reruns")
     args = parser.parse_args()
+    load_stage_params(Path(args.project) / "params.yaml")  # a params error: its message, no run
     finepseudo_pipeline(
         project=args.project,
         stages=args.stages,

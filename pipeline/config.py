@@ -6,6 +6,7 @@ key that holds them. The library never reads params.yaml itself; stages pass it 
 it needs.
 """
 
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -338,15 +339,34 @@ class Params(Section):
     self_training: SelfTrainingParams = SelfTrainingParams()
     evaluate: EvaluateParams = EvaluateParams()
 
+    @model_validator(mode="after")
+    def _run_has_a_split(self) -> "Params":
+        # Without this check the first stage to read the run's split would fail on a missing
+        # data/splits/frac<f>_seed<s>.parquet, which says nothing about the cause.
+        if self.run.fraction not in self.splits.fractions:
+            raise ValueError(
+                f"run.fraction {self.run.fraction} is not one of splits.fractions "
+                f"{self.splits.fractions}; make_splits writes only those"
+            )
+        if self.run.seed not in self.splits.seeds:
+            raise ValueError(
+                f"run.seed {self.run.seed} is not one of splits.seeds {self.splits.seeds}; "
+                "make_splits writes only those"
+            )
+        return self
+
 
 def _describe(error: ValidationError, source: str) -> str:
     lines = [f"{source}: {error.error_count()} invalid value(s)"]
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        key = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key")
+        elif not key:  # a rule across sections names its keys itself
+            lines.append(f"  {message}")
         else:
-            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+            lines.append(f"  {key}: {message} (got {item.get('input')!r})")
     return "\n".join(lines)
 
 
@@ -370,3 +390,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     return parse_params(raw, str(path))
+
+
+def load_stage_params(path: str | Path = "params.yaml") -> Params:
+    """`load_params` for a command's entry point: a params error ends the process with exit
+    status 2 and its message alone (the file and every bad key), no traceback."""
+    try:
+        return load_params(path)
+    except ParamsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.steps.evaluate import evaluate
 from pipeline.tracking import log_parent_metrics, register_action_encoder, stage_run
 
@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=Path, required=True, help="per-class accuracy (.csv)")
     parser.add_argument("--confusion", type=Path, required=True, help="confusion matrix (.png)")
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
 
     final_round = params.self_training.final_round
     with stage_run(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.steps.pretrain import pretrain_action
 from pipeline.tracking import stage_run
 
@@ -18,7 +18,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="pretrained trunk weights (.pt)")
     parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
 
     logged = {
         "action_gitdl": params.action_gitdl.model_dump(),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.steps.pretrain import pretrain
 from pipeline.tracking import stage_run
 
@@ -19,7 +19,7 @@ def main() -> None:
     )
     parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
 
     logged = {
         "gitdl": params.gitdl.model_dump(),

@@ -3,12 +3,21 @@ the file changes nothing, and the list of params that say where a run happens is
 
 import copy
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
 from project_imports import REPO
+from test_stage_deps import stage_definitions
 
-from pipeline.config import RUN_PLACEMENT_KEYS, SYNTHETIC_CLASS_COUNT, Params, parse_params
+from pipeline.config import (
+    RUN_PLACEMENT_KEYS,
+    SYNTHETIC_CLASS_COUNT,
+    Params,
+    ParamsError,
+    parse_params,
+)
 from pipeline.data.synthetic.design import CLASS_COUNT
 
 RAW = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -65,7 +74,70 @@ def test_run_placement_keys_are_named_once():
         section, name = key.split(".")
         assert name in RAW[section]
     # and no stage depends on them: changing the device must not rerun anything
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    for stage_name, stage in stages.items():
-        listed = set((stage.get("do") or stage).get("params", []))
+    for stage_name, stage in stage_definitions().items():
+        listed = set(stage.get("params", []))
         assert not listed & {"run", *RUN_PLACEMENT_KEYS}, stage_name
+
+
+def _write(folder, overrides: dict) -> None:
+    raw = copy.deepcopy(RAW)
+    for section, values in overrides.items():
+        raw[section] = {**raw.get(section, {}), **values}
+    (folder / "params.yaml").write_text(yaml.safe_dump(raw))
+
+
+def test_a_run_outside_the_splits_is_reported_as_such():
+    with pytest.raises(ParamsError) as error:
+        parse_params({**RAW, "run": {**RAW["run"], "fraction": 0.15}}, "params.yaml")
+    assert str(error.value) == (
+        "params.yaml: 1 invalid value(s)\n"
+        "  run.fraction 0.15 is not one of splits.fractions [0.05, 0.1, 0.2]; "
+        "make_splits writes only those"
+    )
+    with pytest.raises(ParamsError, match=r"run.seed 7 is not one of splits.seeds \[0, 1, 2\]"):
+        parse_params({**RAW, "run": {**RAW["run"], "seed": 7}})
+
+
+@pytest.mark.parametrize(
+    ("command", "overrides", "expected"),
+    [
+        (
+            [
+                sys.executable,
+                "-m",
+                "stages.make_splits",
+                "--manifest",
+                "m",
+                "--classes",
+                "c",
+                "--out",
+                "o",
+            ],
+            {"splits": {"seedz": [0]}, "finetune": {"epochs": -1}},
+            ["splits.seedz: unknown key", "finetune.epochs: Input should be greater than"],
+        ),
+        (
+            [sys.executable, "-m", "flows.pipeline_flow"],
+            {"run": {"fraction": 0.15}},
+            ["run.fraction 0.15 is not one of splits.fractions"],
+        ),
+        (
+            [sys.executable, "-m", "pipeline.cli", "compare"],
+            {"evaluate": {"crops": 2}},
+            ["evaluate.crops: Input should be 1 or 3"],
+        ),
+    ],
+    ids=["stage", "pipeline-flow", "cli"],
+)
+def test_a_params_error_is_one_message_naming_file_and_keys(
+    tmp_path, stage_env, command, overrides, expected
+):
+    _write(tmp_path, overrides)
+    result = subprocess.run(
+        command, cwd=tmp_path, env=stage_env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "params.yaml" in result.stderr
+    for message in expected:
+        assert message in result.stderr, result.stderr

@@ -26,7 +26,6 @@ from pipeline.models.saved import load_action_encoder, load_alignability_model
 from pipeline.pseudo.round_table import COLUMNS
 
 STAGES = [
-    "synthesize",
     "extract_frames",
     "make_splits",
     "pretrain_gitdl",
@@ -65,6 +64,8 @@ def _runs(root: Path) -> list:
 def test_every_stage_ran_and_a_second_repro_changes_nothing(project):
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
     assert sorted(lock) == sorted(STAGES)
+    synthetic_lock = yaml.safe_load((project / "synthetic" / "dvc.lock").read_text())["stages"]
+    assert list(synthetic_lock) == ["synthesize"]
     again = run(project, "dvc", "repro")
     assert "Data and pipelines are up to date." in again.stdout
     assert "Running stage" not in again.stdout

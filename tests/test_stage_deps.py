@@ -7,19 +7,31 @@ leave stale results that `dvc repro` calls up to date.
 """
 
 import re
-from pathlib import Path
 
+import pytest
 import yaml
 from project_imports import PROJECT_PACKAGES, REPO, module_file, transitive_files
+from tiny_project import make_project, run
 
 ENTRY = re.compile(r"python -m (stages\.\w+)")
 
 
-def stage_definitions(dvc_yaml: Path = REPO / "dvc.yaml") -> dict[str, dict]:
-    """Stage name -> its definition; a `foreach` stage counts once, by its `do` template (its
-    deps on project files do not depend on the item)."""
-    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
-    return {name: stage.get("do", stage) for name, stage in stages.items()}
+# The pipeline files: the top-level one and the synthetic benchmark's
+PIPELINE_FILES = (REPO / "dvc.yaml", REPO / "synthetic" / "dvc.yaml")
+
+
+def stage_definitions() -> dict[str, dict]:
+    """Stage name -> its definition, from every pipeline file; a `foreach` stage counts once, by
+    its `do` template (its deps on project files do not depend on the item). Every stage works
+    from the project root, so its paths are relative to it."""
+    definitions = {}
+    for dvc_yaml in PIPELINE_FILES:
+        for name, stage in yaml.safe_load(dvc_yaml.read_text())["stages"].items():
+            stage = stage.get("do", stage)
+            wdir = (dvc_yaml.parent / stage.get("wdir", ".")).resolve()
+            assert wdir == REPO, f"{dvc_yaml}: stage {name} works in {wdir}, not the project root"
+            definitions[name] = stage
+    return definitions
 
 
 def dep_paths(stage: dict) -> list[str]:
@@ -85,3 +97,21 @@ def test_the_walk_follows_function_level_and_package_imports(tmp_path):
         "pipeline/sub/lazy.py",
         "pipeline/sub/deep.py",
     }
+
+
+@pytest.mark.parametrize("dataset_format", ["synthetic", "diving48"])
+def test_dvc_repro_renders_the_synthetic_videos_only_for_the_synthetic_dataset(
+    tmp_path, diving48_dataset, dataset_format
+):
+    # `dvc repro --dry --keep-going` prints every stage `dvc repro` would run whose inputs are
+    # there, from DVC's own graph of the project (no stage runs)
+    if dataset_format == "synthetic":
+        dataset = {"format": "synthetic", "root": "data/synthetic"}
+    else:
+        dataset = {"format": "diving48", "root": str(diving48_dataset())}
+    project = make_project(tmp_path / "project", {"dataset": dataset})
+    planned = run(project, "dvc", "repro", "--dry", "--keep-going", check=False).stdout
+    renders = "Running stage 'synthetic/dvc.yaml:synthesize'" in planned
+    assert renders == (dataset_format == "synthetic"), planned
+    assert ("Running stage 'extract_frames'" in planned) == (dataset_format == "diving48")
+    assert not (project / "data" / "synthetic").exists()
