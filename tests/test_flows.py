@@ -50,7 +50,7 @@ SYNTHESIZE = "synthetic/dvc.yaml:synthesize"  # its own pipeline file (real data
 SHARED = [SYNTHESIZE, "extract_frames", "make_splits", "pretrain_gitdl", "pretrain_action"]
 
 # The first test builds and runs the tiny pipeline; the sweep runs four experiments after it.
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")

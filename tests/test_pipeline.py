@@ -25,6 +25,8 @@ from pipeline.models.registry import build_action_encoder
 from pipeline.models.saved import load_action_encoder, load_alignability_model
 from pipeline.pseudo.round_table import COLUMNS
 
+pytestmark = pytest.mark.slow  # the whole tiny pipeline through `dvc repro`
+
 STAGES = [
     "extract_frames",
     "make_splits",
