@@ -42,6 +42,13 @@ COMPLETE_TAG = "finepseudo.complete"
 # Prefix of the parent's tags naming the child run that last completed each stage.
 STAGE_RUN_TAG = "finepseudo.stage_run."
 
+
+def stage_link_tag(stage: str) -> str:
+    """The parent's tag that links `stage`'s child run; MLflow tag names take no `@`, so
+    pseudo_label@round_1 links as finepseudo.stage_run.pseudo_label:round_1."""
+    return STAGE_RUN_TAG + stage.replace("@", ":")
+
+
 # Params that say which pipeline run this is, or where it runs, rather than how it trains.
 _RUN_IDENTITY_KEYS = ("run.method", "run.fraction", "run.seed", *RUN_PLACEMENT_KEYS)
 
@@ -169,7 +176,7 @@ def stage_run(
     The parent follows (RUNNING while the stage runs, then FINISHED, FAILED or KILLED) until
     it is complete (`COMPLETE_TAG`); a complete parent stays FINISHED whatever a later attempt
     of one of its stages does, so a failed or interrupted rerun never relabels a whole result.
-    On success the parent links the child under `STAGE_RUN_TAG<stage>`.
+    On success the parent links the child under `stage_link_tag(stage)`.
     """
     mlflow.set_tracking_uri(tracking_uri())
     client = MlflowClient()
@@ -208,7 +215,7 @@ def stage_run(
     finally:
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
-    client.set_tag(parent_id, f"{STAGE_RUN_TAG}{stage}", child.info.run_id)
+    client.set_tag(parent_id, stage_link_tag(stage), child.info.run_id)
     complete = complete or client.get_run(parent_id).data.tags.get(COMPLETE_TAG) == "true"
     end(RunStatus.FINISHED)
 

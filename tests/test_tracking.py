@@ -15,10 +15,10 @@ from project_imports import REPO
 from pipeline.config import Params, parse_params
 from pipeline.tracking import (
     COMPLETE_TAG,
-    STAGE_RUN_TAG,
     StageInterrupted,
     log_parent_metrics,
     parent_run_id,
+    stage_link_tag,
     stage_run,
 )
 
@@ -58,7 +58,7 @@ def test_a_complete_parent_stays_finished_after_failed_and_interrupted_reruns(cl
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED" and parent.data.tags[COMPLETE_TAG] == "true"
     (first_finetune,) = children(client, parent_id, "finetune")
-    assert parent.data.tags[f"{STAGE_RUN_TAG}finetune"] == first_finetune.info.run_id
+    assert parent.data.tags[stage_link_tag("finetune")] == first_finetune.info.run_id
 
     with pytest.raises(StageInterrupted), stage_run("finetune", params):
         raise StageInterrupted(128 + signal.SIGTERM)
@@ -71,7 +71,7 @@ def test_a_complete_parent_stays_finished_after_failed_and_interrupted_reruns(cl
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["top1"] == pytest.approx(0.579)
     # the link still names the run whose result the parent holds
-    assert parent.data.tags[f"{STAGE_RUN_TAG}finetune"] == first_finetune.info.run_id
+    assert parent.data.tags[stage_link_tag("finetune")] == first_finetune.info.run_id
 
 
 def test_an_incomplete_parent_reports_its_failed_or_killed_stage(client):
@@ -83,10 +83,11 @@ def test_an_incomplete_parent_reports_its_failed_or_killed_stage(client):
     with pytest.raises(KeyboardInterrupt), stage_run("finetune", params):
         raise KeyboardInterrupt
     assert status(client, parent_id) == "KILLED"
-    with stage_run("finetune", params):
+    with stage_run("pseudo_label@round_1", params) as labelling:
         pass
-    assert status(client, parent_id) == "FINISHED"
-    assert COMPLETE_TAG not in client.get_run(parent_id).data.tags
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED" and COMPLETE_TAG not in parent.data.tags
+    assert parent.data.tags[stage_link_tag("pseudo_label@round_1")] == labelling.info.run_id
 
 
 def test_sigterm_stops_a_stage_process_with_its_run_killed(
