@@ -8,7 +8,7 @@ from pathlib import Path
 import mlflow
 
 from pipeline.config import load_stage_params
-from pipeline.steps.pretrain import pretrain_action
+from pipeline.steps.pretrain import pretrain
 from pipeline.tracking import stage_run
 
 
@@ -26,7 +26,7 @@ def main() -> None:
         "clip": params.clips.alignability.model_dump(),
     }
     with stage_run("pretrain_action", params, logged):
-        pretrain_action(
+        pretrain(
             frames=args.frames,
             out=args.out,
             checkpoint=args.checkpoint,
