@@ -68,6 +68,16 @@ def test_every_imported_project_file_is_a_dep_of_its_stage():
     assert not missing, f"dvc.yaml deps miss project files their stage imports:\n{report}"
 
 
+def test_every_project_file_dep_is_imported_by_its_stage():
+    # a stale file dep reruns the stage for edits that cannot change its outputs
+    for name, stage in stage_definitions().items():
+        entry = module_file(ENTRY.search(stage["cmd"]).group(1))
+        imported = {path.relative_to(REPO).as_posix() for path in transitive_files(entry)}
+        for dep in dep_paths(stage):
+            if dep.endswith(".py") and dep.split("/")[0] in PROJECT_PACKAGES:
+                assert dep in imported, f"stage {name}: dep {dep} is not imported by it"
+
+
 def test_no_dep_names_a_project_file_that_does_not_exist():
     for name, stage in stage_definitions().items():
         for dep in dep_paths(stage):

@@ -92,15 +92,15 @@ def pretrain(
             }
             metrics = train_gitdl(
                 network,
-                store,
-                train_ids.tolist(),
-                clip,
-                augment,
-                gitdl,
-                runtime,
-                checkpoint,
-                config,
-                run.workers,
+                store=store,
+                video_ids=train_ids.tolist(),
+                clip=clip,
+                augment=augment,
+                gitdl=gitdl,
+                runtime=runtime,
+                checkpoint_path=checkpoint,
+                config=config,
+                workers=run.workers,
             )
         if runtime.is_main:
             write(out, metrics)

@@ -34,6 +34,7 @@ class ClassifyObjective(nn.Module):
 
 def train_classifier(
     model: nn.Module,
+    *,
     store: FrameStore,
     video_ids: list[str],
     labels: list[int],
@@ -51,10 +52,10 @@ def train_classifier(
     loader = training_loader(dataset, runtime, workers, train.seed, batch_size=train.batch_size)
     return fit(
         ClassifyObjective(model),
-        loader,
-        train,
-        runtime,
-        checkpoint_path,
-        config,
+        loader=loader,
+        train=train,
+        runtime=runtime,
+        checkpoint_path=checkpoint_path,
+        config=config,
         log_prefix=log_prefix,
     )
