@@ -146,12 +146,6 @@ class StageInterrupted(SystemExit):
     """The stage was stopped by SIGTERM or SIGINT; exits quietly with status 128 + signal."""
 
 
-def _stop_on_signal(signum: int, frame: object) -> None:
-    # DVC, schedulers and the pipeline flow stop a stage with SIGTERM (Ctrl-C sends SIGINT);
-    # as an exception it unwinds the stage, whose runs end KILLED.
-    raise StageInterrupted(128 + signum)
-
-
 def _close_abandoned(client: MlflowClient, experiment_id: str, parent_id: str, stage: str) -> None:
     """Runs of this stage left RUNNING by a process that was killed outright become KILLED."""
     abandoned = client.search_runs(
@@ -192,8 +186,17 @@ def stage_run(
         run_name=stage,
         tags={STAGE_TAG: stage, "mlflow.parentRunId": parent_id},
     )
+    received: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        # DVC, schedulers and the pipeline flow stop a stage with SIGTERM (Ctrl-C sends SIGINT);
+        # as an exception it unwinds the stage, whose runs end KILLED. Python drops an exception
+        # raised while it runs a finalizer, hence the record checked when the block ends.
+        received.append(signum)
+        raise StageInterrupted(128 + signum)
+
     previous_handlers = {
-        signum: signal.signal(signum, _stop_on_signal) for signum in (signal.SIGTERM, signal.SIGINT)
+        signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)
     }
 
     def end(status: RunStatus) -> None:
@@ -206,6 +209,8 @@ def stage_run(
         if logged_params:
             mlflow.log_params({k: str(v)[:500] for k, v in flatten(logged_params).items()})
         yield child
+        if received:
+            raise StageInterrupted(128 + received[0])
     except (StageInterrupted, KeyboardInterrupt):
         end(RunStatus.KILLED)
         raise
