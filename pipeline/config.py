@@ -142,6 +142,7 @@ class ActionEncoderParams(Section):
     time_bins: int = Field(8, ge=1)
     weights: str = ""
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    projection: int = Field(128, ge=8)
 
     @model_validator(mode="after")
     def _temporal_blocks_exist(self) -> "ActionEncoderParams":

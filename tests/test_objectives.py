@@ -16,6 +16,9 @@ from pipeline.objectives.triplet import alignability_triplet_loss, hard_triplets
 from pipeline.train.balanced_sampler import ClassBalancedBatchSampler
 from pipeline.train.metric import batch_classes
 
+# the paper's GITDL temperature, discount peak and width (params.yaml gitdl)
+PAPER_GITDL = {"tau": 0.1, "beta": 0.99, "sigma": 0.2}
+
 # ============ GITDL ============
 
 
@@ -74,11 +77,11 @@ def test_gitdl_weights_spare_near_frames_and_need_a_frame():
     # identical clips: the loss comes from the negatives only, and nearer negatives weigh less
     z = F.normalize(torch.randn(1, 4, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
     valid = torch.ones(1, 4, dtype=torch.bool)
-    near = gitdl_loss(z, z, torch.tensor([[0.0, 0.01, 0.02, 0.03]]), valid)
-    far = gitdl_loss(z, z, torch.tensor([[0.0, 0.3, 0.6, 0.9]]), valid)
+    near = gitdl_loss(z, z, torch.tensor([[0.0, 0.01, 0.02, 0.03]]), valid, **PAPER_GITDL)
+    far = gitdl_loss(z, z, torch.tensor([[0.0, 0.3, 0.6, 0.9]]), valid, **PAPER_GITDL)
     assert near < far
     with pytest.raises(ValueError, match="at least one video"):
-        gitdl_loss(z, z, torch.zeros(1, 4), torch.zeros(1, 4, dtype=torch.bool))
+        gitdl_loss(z, z, torch.zeros(1, 4), torch.zeros(1, 4, dtype=torch.bool), **PAPER_GITDL)
 
 
 # ============ triplets and score ============

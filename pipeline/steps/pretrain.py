@@ -56,7 +56,7 @@ def _action_network(encoder: ActionEncoderParams) -> tuple[nn.Module, Writer]:
         trunk = {k: v for k, v in action_encoder.state_dict().items() if not k.startswith("fc.")}
         save_checkpoint(out, {"state_dict": trunk, "metrics": metrics})
 
-    return FramewiseTrunk(action_encoder), write
+    return FramewiseTrunk(action_encoder, projection=encoder.projection), write
 
 
 def pretrain(
