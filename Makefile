@@ -22,6 +22,7 @@ $(BIN)/finepseudo: pyproject.toml
 setup: $(BIN)/finepseudo
 
 repro: setup
+	finepseudo check   # a params error is reported as such, before DVC looks for missing files
 	dvc repro
 
 test: setup

@@ -122,12 +122,17 @@ def test_a_run_outside_the_splits_is_reported_as_such():
             ["run.fraction 0.15 is not one of splits.fractions"],
         ),
         (
+            [sys.executable, "-m", "pipeline.cli", "check"],
+            {"splits": {"seeds": [0, 1]}, "run": {"seed": 2}},
+            ["run.seed 2 is not one of splits.seeds [0, 1]"],
+        ),
+        (
             [sys.executable, "-m", "pipeline.cli", "compare"],
             {"evaluate": {"crops": 2}},
             ["evaluate.crops: Input should be 1 or 3"],
         ),
     ],
-    ids=["stage", "pipeline-flow", "cli"],
+    ids=["stage", "pipeline-flow", "check", "compare"],
 )
 def test_a_params_error_is_one_message_naming_file_and_keys(
     tmp_path, stage_env, command, overrides, expected
