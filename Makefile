@@ -1,6 +1,7 @@
-# Two entry points, each of which sets itself up on a fresh machine:
-#   make repro   install into .venv and run the whole pipeline (`dvc repro`)
-#   make test    install into .venv (with the test extras) and run the test suite
+# Entry points, each of which sets itself up on a fresh machine:
+#   make repro       install into .venv and run the whole pipeline (`dvc repro`)
+#   make test        install into .venv (with the test extras) and run the whole test suite (CI)
+#   make test-fast   the same without the end-to-end tests marked slow: the check while working
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: setup repro test lint
+.PHONY: setup repro test test-fast lint
 
 $(BIN)/finepseudo: pyproject.toml
 	test -d $(VENV) || python3 -m venv $(VENV)
@@ -21,11 +22,16 @@ $(BIN)/finepseudo: pyproject.toml
 setup: $(BIN)/finepseudo
 
 repro: setup
+	finepseudo check   # a params error is reported as such, before DVC looks for missing files
 	dvc repro
 
 test: setup
 	ruff check .
 	pytest
+
+test-fast: setup
+	ruff check .
+	pytest -m "not slow"
 
 lint: setup
 	ruff check .

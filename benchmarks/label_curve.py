@@ -85,18 +85,25 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as scratch:
             last = train_classifier(
                 model,
-                store,
-                ids,
-                [label for label, members in drawn.items() for _ in members],
-                params.clips.action,
-                params.augment,
-                schedule,
-                runtime,
-                Path(scratch) / "checkpoint.pt",
+                store=store,
+                video_ids=ids,
+                labels=[label for label, members in drawn.items() for _ in members],
+                clip=params.clips.action,
+                augment=params.augment,
+                train=schedule,
+                runtime=runtime,
+                checkpoint_path=Path(scratch) / "checkpoint.pt",
                 config={"per_class": per_class},
             )
         probs = predict_videos(
-            model, store, validation, params.clips.action, 1, 1, 30, runtime.device
+            model,
+            store=store,
+            video_ids=validation,
+            clip=params.clips.action,
+            windows=1,
+            crops=1,
+            batch_size=30,
+            device=runtime.device,
         )  # (videos, classes)
         top1 = float((probs.argmax(1) == truth).mean())
         rows.append((per_class, len(ids), epochs, seed, last["accuracy"], top1))

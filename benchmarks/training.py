@@ -42,7 +42,14 @@ def measure(
             if hasattr(part, "set_epoch"):
                 part.set_epoch(epoch)
         metrics = train_one_epoch(
-            objective, loader, optimizer, scheduler, scaler, runtime, 5.0, epoch
+            objective,
+            loader=loader,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            runtime=runtime,
+            grad_clip=5.0,
+            epoch=epoch,
         )
         if epoch > 0:
             rows.append(metrics)

@@ -3,8 +3,11 @@ what `dvc repro` says it did with a stage."""
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -15,6 +18,12 @@ from pipeline.tracking import DEFAULT_TRACKING_URI
 
 # How much of a failed command's output its error message quotes.
 _TAIL_LINES = 40
+
+# The DVC commands running now, each the leader of its own process group (DVC and the stage it
+# runs), so that stopping the flow stops them too; none start once stopping has begun.
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+_stopping = threading.Event()
 
 Verdict = Literal["ran", "cached", "skipped"]
 
@@ -81,14 +90,53 @@ def run_dvc(
     """Run `dvc <args>` in `project`, passing each output line (stderr included) to `echo`."""
     command = dvc_command(args)
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    with subprocess.Popen(
-        command, cwd=project, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    ) as process:
-        assert process.stdout is not None
-        for line in output_lines(process.stdout):
-            tail.append(line)
-            echo(line)
+    with _running_lock:
+        if _stopping.is_set():
+            raise DvcCommandError(f"`dvc {' '.join(args)}` not started: the flow is stopping")
+        process = subprocess.Popen(
+            command,
+            cwd=project,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: DVC and the stage it starts
+        )
+        _running.add(process)
+    with process:
+        try:
+            assert process.stdout is not None
+            for line in output_lines(process.stdout):
+                tail.append(line)
+                echo(line)
+        finally:
+            with _running_lock:
+                _running.discard(process)
     return CommandResult(process.returncode, list(tail))
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:  # the whole group has exited already
+        pass
+
+
+def stop_dvc_commands(grace_seconds: float = 60.0) -> None:
+    """Stop every DVC command this process runs, with the stage each one runs, and start no
+    more: SIGINT to each process group (DVC releases its lock, the stage ends its MLflow run
+    KILLED), then SIGKILL to any group still running after `grace_seconds`."""
+    with _running_lock:
+        _stopping.set()
+        processes = list(_running)
+    for process in processes:
+        _signal_group(process, signal.SIGINT)
+    deadline = time.monotonic() + grace_seconds
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
 
 
 def checked_dvc(

@@ -2,8 +2,8 @@
 
 Each queued experiment runs in its own temporary copy of the project, so runs never share a
 workspace, and `dvc queue start --jobs N` runs N at once. A queued experiment is built from the
-last commit plus the tracked changes of the workspace; dvc.lock is copied in as well (it is
-often not committed yet), so the experiment checks out the outputs of stages that are already
+last commit plus the tracked changes of the workspace; the dvc.lock files are copied in too (often
+not committed yet), so the experiment checks out the outputs of stages that are already
 up to date instead of running them again. That matters most for `persist` outputs such as
 data/frames, which DVC's run-cache never restores.
 """
@@ -66,6 +66,8 @@ def queue_experiment(
 ) -> None:
     """Queue experiment `name`: the workspace with `overrides` set in params.yaml."""
     args = ["exp", "run", "--queue", "--name", name, "--copy-paths", "dvc.lock"]
+    for lock in sorted(project.glob("*/dvc.lock")):  # synthetic/dvc.lock: the dataset's stage
+        args += ["--copy-paths", lock.relative_to(project).as_posix()]
     for key, value in overrides.items():
         args += ["--set-param", f"{key}={value}"]
     checked_dvc(project, args, echo, env)

@@ -10,6 +10,7 @@ DVC holds one lock per workspace.
 """
 
 import argparse
+import signal
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -20,9 +21,9 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.dvc_command import command_environment, reproduce_stage
+from flows.dvc_command import command_environment, reproduce_stage, stop_dvc_commands
 from flows.stage_graph import read_stage_graph
-from pipeline.config import load_params
+from pipeline.config import load_params, load_stage_params
 from pipeline.health.record import read_health
 from pipeline.tracking import parent_run_name
 
@@ -99,6 +100,9 @@ def finepseudo_pipeline(
 
     A failed stage is retried `retries` times, `retry_delay_seconds` apart; the stages that
     depend on it do not start, the others still run, and the flow fails naming them.
+
+    SIGTERM (which Prefect raises here as TerminationSignal) or SIGINT stops the running DVC
+    command and its stage, as a process group, before the flow run ends Crashed.
     """
     root = Path(project).resolve()
     graph = read_stage_graph(root)
@@ -110,8 +114,12 @@ def finepseudo_pipeline(
     for stage in selected:
         upstream = [futures[name] for name in stage.upstream if name in futures]
         futures[stage.name] = run_stage.submit(str(root), stage.name, wait_for=upstream)
-    for future in futures.values():
-        future.wait()  # stages that do not depend on a failed one still finish
+    try:
+        for future in futures.values():
+            future.wait()  # stages that do not depend on a failed one still finish
+    except BaseException:  # stopped: the stage must not outlive the flow run
+        stop_dvc_commands()
+        raise
     unfinished = [name for name, future in futures.items() if not future.state.is_completed()]
     if unfinished:
         raise PipelineFailed(
@@ -136,12 +144,16 @@ def main() -> None:
     )
     parser.add_argument("--retry-delay", type=float, default=10.0, help="seconds between reruns")
     args = parser.parse_args()
-    finepseudo_pipeline(
-        project=args.project,
-        stages=args.stages,
-        retries=args.retries,
-        retry_delay_seconds=args.retry_delay,
-    )
+    load_stage_params(Path(args.project) / "params.yaml")  # a params error: its message, no run
+    try:
+        finepseudo_pipeline(
+            project=args.project,
+            stages=args.stages,
+            retries=args.retries,
+            retry_delay_seconds=args.retry_delay,
+        )
+    except KeyboardInterrupt:  # Ctrl-C: the flow run is Crashed, its stage stopped
+        raise SystemExit(128 + signal.SIGINT) from None
 
 
 if __name__ == "__main__":

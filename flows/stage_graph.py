@@ -81,7 +81,9 @@ def _address(stage: "PipelineStage", root: str) -> str:
 
 
 def read_stage_graph(project: str | Path) -> StageGraph:
-    """The stages of the DVC project at `project`, in the order `dvc repro` runs them.
+    """The stages that `dvc repro` runs in the DVC project at `project`, in its order: those of
+    the top-level dvc.yaml and every stage they read from (synthetic/dvc.yaml's `synthesize`
+    only when the dataset is the synthetic one).
 
     Only stages with a command are kept (a `.dvc` file that tracks data is no stage to run).
     """
@@ -103,4 +105,5 @@ def read_stage_graph(project: str | Path) -> StageGraph:
                     reads_run=_reads_run(stage),
                 )
             )
-    return StageGraph(tuple(stages))
+    graph = StageGraph(tuple(stages))
+    return StageGraph(tuple(graph.with_upstream([s.name for s in stages if ":" not in s.name])))

@@ -35,6 +35,13 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    run = load_params(args.params).run
+    labels = f"{run.fraction:.0%} labels, split seed {run.seed}"
+    print(f"{args.params}: valid; dvc repro trains {run.method} on {labels}")
+    return 0
+
+
 def _preset(args: argparse.Namespace) -> int:
     from pipeline.presets import apply_preset
 
@@ -115,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--mlflow-port", type=int, default=5000, help="MLflow UI port")
     ui.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for both")
     ui.set_defaults(handler=_ui)
+
+    check = commands.add_parser(
+        "check", help="validate params.yaml (every key, and that the run has a label split)"
+    )
+    check.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
+    check.set_defaults(handler=_check)
 
     preset = commands.add_parser(
         "preset", help="write a preset's values (e.g. presets/paper.yaml) into params.yaml"

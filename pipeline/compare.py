@@ -21,7 +21,7 @@ from mlflow.entities import Run, RunStatus
 from mlflow.tracking import MlflowClient
 
 from pipeline.comparison_report import Comparison, log_comparison
-from pipeline.config import RunParams, load_params
+from pipeline.config import RUN_PLACEMENT_KEYS, RunParams, load_params
 from pipeline.tracking import CONFIG_TAG, PIPELINE_TAG, STAGE_TAG, tracking_uri
 
 ROUND_STAGE = "pseudo_label@round_"
@@ -193,7 +193,7 @@ def _groups(
     for key, members in groups.items():
         settings = {run.config: run.params for run in members}
         if len(settings) > 1:
-            names = set().union(*settings.values()) - {"run.seed", "run.device", "run.threads"}
+            names = set().union(*settings.values()) - {"run.seed", *RUN_PLACEMENT_KEYS}
             differing = sorted(n for n in names if len({p.get(n) for p in settings.values()}) > 1)
             raise ValueError(
                 f"the runs of {key} come from {len(settings)} settings "

@@ -6,17 +6,26 @@ key that holds them. The library never reads params.yaml itself; stages pass it 
 it needs.
 """
 
+import sys
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pipeline.data.synthetic.design import CLASS_COUNT
-
 
 class ParamsError(ValueError):
     """params.yaml is missing, malformed or holds a value the schema refuses."""
+
+
+# The classes that pipeline/data/synthetic/design.py designs (a test keeps the two equal; the
+# schema sits below every package of the library and imports none of them).
+SYNTHETIC_CLASS_COUNT = 24
+
+# Params that say where a run happens (device, threads, processes), not what it computes: no
+# stage lists them among its dvc.yaml params, and runs that differ only in them are the same
+# experiment (one MLflow parent run, one row of a comparison).
+RUN_PLACEMENT_KEYS = ("run.device", "run.threads", "run.workers")
 
 
 class Section(BaseModel):
@@ -48,9 +57,9 @@ class DatasetParams(Section):
 class SynthesizeParams(Section):
     variant: Literal["poses", "moves"] = "poses"
     seed: int = Field(0, ge=0)
-    classes: int = Field(CLASS_COUNT, ge=2, le=CLASS_COUNT)
+    classes: int = Field(SYNTHETIC_CLASS_COUNT, ge=2, le=SYNTHETIC_CLASS_COUNT)
     train_per_class: int = Field(50, ge=1)
-    test_per_class: int = Field(12, ge=1)
+    test_per_class: int = Field(20, ge=1)
     size: int = Field(64, ge=32, le=512, multiple_of=2)
     aspect: float = Field(1.78, ge=1.0, le=3.0)
     min_frames: int = Field(32, ge=16)
@@ -136,6 +145,7 @@ class ActionEncoderParams(Section):
     weights: str = ""
     allow_random_init: bool = False
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    projection: int = Field(128, ge=8)
 
     @model_validator(mode="after")
     def _temporal_blocks_exist(self) -> "ActionEncoderParams":
@@ -158,6 +168,7 @@ class AlignabilityEncoderParams(Section):
     embedding: int = Field(128, ge=8)
     projection: int = Field(128, ge=8)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    score_hidden: int = Field(16, ge=1)
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> "AlignabilityEncoderParams":
@@ -168,13 +179,18 @@ class AlignabilityEncoderParams(Section):
 
 class ClipParams(Section):
     frames: int = Field(8, ge=1)
-    stride: int = Field(4, ge=1)
+    stride: int = Field(3, ge=1)
     crop: int = Field(48, ge=16)
 
 
+class AlignabilityClipParams(ClipParams):
+    frames: int = Field(16, ge=1)
+    stride: int = Field(2, ge=1)
+
+
 class ClipsParams(Section):
-    action: ClipParams = ClipParams(stride=3)
-    alignability: ClipParams = ClipParams(frames=16, stride=2)
+    action: ClipParams = ClipParams()
+    alignability: AlignabilityClipParams = AlignabilityClipParams()
 
 
 class AugmentParams(Section):
@@ -200,6 +216,7 @@ class TrainParams(ScheduleParams):
 
 
 class GitdlParams(TrainParams):
+    epochs: int = Field(8, ge=0)
     tau: float = Field(0.1, gt=0.0)
     beta: float = Field(0.99, ge=0.0, le=1.0)
     sigma: float = Field(0.2, gt=0.0)
@@ -207,6 +224,9 @@ class GitdlParams(TrainParams):
 
 
 class MetricParams(TrainParams):
+    epochs: int = Field(100, ge=0)
+    lr: float = Field(3e-4, gt=0.0)
+    warmup_epochs: int = Field(5, ge=0)
     batch_size: int = Field(48, ge=4)
     clips_per_class: int = Field(2, ge=2)
     gamma: float = Field(0.001, gt=0.0)
@@ -215,7 +235,10 @@ class MetricParams(TrainParams):
     distance: Literal["softdtw", "pooled_cosine", "framewise_cosine"] = "softdtw"
     loss: Literal["triplet_score", "triplet", "score"] = "triplet_score"
     band: int = Field(0, ge=0)
-    verify_every: int = Field(1, ge=1)
+    verify_every: int = Field(10, ge=1)
+    score_fit_steps: int = Field(300, ge=1)
+    score_fit_lr: float = Field(0.05, gt=0.0)
+    score_fit_clips: int = Field(1000, ge=2)
 
     @model_validator(mode="after")
     def _whole_classes_per_batch(self) -> "MetricParams":
@@ -229,6 +252,13 @@ class MetricParams(TrainParams):
     @property
     def classes_per_batch(self) -> int:
         return self.batch_size // self.clips_per_class
+
+
+class FinetuneParams(TrainParams):
+    epochs: int = Field(50, ge=0)
+    batch_size: int = Field(16, ge=1)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    warmup_epochs: int = Field(3, ge=0)
 
 
 class PseudoLabelParams(Section):
@@ -254,6 +284,10 @@ class RetrainParams(TrainParams):
     """g's training per round: `steps` optimiser steps, split evenly over `epochs` (a metrics
     line and a checkpoint after each), the same for every method."""
 
+    epochs: int = Field(3, ge=0)
+    lr: float = Field(5e-4, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    warmup_epochs: int = Field(0, ge=0)
     steps: int = Field(150, ge=1)
 
     @model_validator(mode="after")
@@ -269,6 +303,12 @@ class RetrainParams(TrainParams):
         return self.steps // self.epochs
 
 
+class RetrainAlignabilityParams(ScheduleParams):
+    epochs: int = Field(1, ge=0)
+    lr: float = Field(1e-4, gt=0.0)
+    warmup_epochs: int = Field(0, ge=0)
+
+
 class HealthParams(Section):
     min_ratio: float = Field(1.5, ge=1.0)
     max_loss_ratio: float = Field(0.95, gt=0.0, le=1.0)
@@ -280,8 +320,8 @@ class SelfTrainingParams(Section):
     rounds: dict[str, str] = Field(
         default_factory=lambda: {"round_1": "round_0", "round_2": "round_1", "round_3": "round_2"}
     )
-    retrain: RetrainParams = RetrainParams(epochs=3)
-    retrain_alignability: ScheduleParams = ScheduleParams(epochs=1)
+    retrain: RetrainParams = RetrainParams()
+    retrain_alignability: RetrainAlignabilityParams = RetrainAlignabilityParams()
     labeled_share: float = Field(0.5, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
@@ -304,7 +344,7 @@ class EvaluateParams(Section):
     subset: Literal["test", "validation"] = "test"
     clips: int = Field(10, ge=1)
     crops: Literal[1, 3] = 3
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(30, ge=1)
 
 
 # ============ the whole file ============
@@ -323,21 +363,40 @@ class Params(Section):
     gitdl: GitdlParams = GitdlParams()
     action_gitdl: GitdlParams = GitdlParams()
     metric_learning: MetricParams = MetricParams()
-    finetune: TrainParams = TrainParams()
+    finetune: FinetuneParams = FinetuneParams()
     pseudo_label: PseudoLabelParams = PseudoLabelParams()
     self_training: SelfTrainingParams = SelfTrainingParams()
     evaluate: EvaluateParams = EvaluateParams()
     health: HealthParams = HealthParams()
 
+    @model_validator(mode="after")
+    def _run_has_a_split(self) -> "Params":
+        # Without this check the first stage to read the run's split would fail on a missing
+        # data/splits/frac<f>_seed<s>.parquet, which says nothing about the cause.
+        if self.run.fraction not in self.splits.fractions:
+            raise ValueError(
+                f"run.fraction {self.run.fraction} is not one of splits.fractions "
+                f"{self.splits.fractions}; make_splits writes only those"
+            )
+        if self.run.seed not in self.splits.seeds:
+            raise ValueError(
+                f"run.seed {self.run.seed} is not one of splits.seeds {self.splits.seeds}; "
+                "make_splits writes only those"
+            )
+        return self
+
 
 def _describe(error: ValidationError, source: str) -> str:
     lines = [f"{source}: {error.error_count()} invalid value(s)"]
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        key = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key")
+        elif not key:  # a rule across sections names its keys itself
+            lines.append(f"  {message}")
         else:
-            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+            lines.append(f"  {key}: {message} (got {item.get('input')!r})")
     return "\n".join(lines)
 
 
@@ -361,3 +420,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
     return parse_params(raw, str(path))
+
+
+def load_stage_params(path: str | Path = "params.yaml") -> Params:
+    """`load_params` for a command's entry point: a params error ends the process with exit
+    status 2 and its message alone (the file and every bad key), no traceback."""
+    try:
+        return load_params(path)
+    except ParamsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import Params
+from pipeline.config import RUN_PLACEMENT_KEYS, Params
 
 if TYPE_CHECKING:
     import torch
@@ -36,9 +36,21 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 PIPELINE_TAG = "finepseudo.pipeline"
 CONFIG_TAG = "finepseudo.config"
 STAGE_TAG = "stage"
+# Set on a parent run once the pipeline's headline metrics are on it: the run holds a whole
+# result, and no later attempt of a stage (failed, interrupted) relabels it.
+COMPLETE_TAG = "finepseudo.complete"
+# Prefix of the parent's tags naming the child run that last completed each stage.
+STAGE_RUN_TAG = "finepseudo.stage_run."
+
+
+def stage_link_tag(stage: str) -> str:
+    """The parent's tag that links `stage`'s child run; MLflow tag names take no `@`, so
+    pseudo_label@round_1 links as finepseudo.stage_run.pseudo_label:round_1."""
+    return STAGE_RUN_TAG + stage.replace("@", ":")
+
 
 # Params that say which pipeline run this is, or where it runs, rather than how it trains.
-_RUN_IDENTITY_KEYS = ("run.method", "run.fraction", "run.seed", "run.device", "run.threads")
+_RUN_IDENTITY_KEYS = ("run.method", "run.fraction", "run.seed", *RUN_PLACEMENT_KEYS)
 
 
 def tracking_uri() -> str:
@@ -130,9 +142,8 @@ def parent_run_id(client: MlflowClient, params: Params) -> str:
     return parent.info.run_id
 
 
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    # DVC and schedulers stop a stage with SIGTERM; as an exception it marks the runs FAILED.
-    raise SystemExit(128 + signum)
+class StageInterrupted(SystemExit):
+    """The stage was stopped by SIGTERM or SIGINT; exits quietly with status 128 + signal."""
 
 
 def _close_abandoned(client: MlflowClient, experiment_id: str, parent_id: str, stage: str) -> None:
@@ -155,32 +166,63 @@ def stage_run(
     """Open the child run of `stage` under this pipeline's parent run.
 
     Metrics and artifacts logged with the fluent API inside the block land on the child run.
-    A stage that raises or is terminated leaves both its run and the parent FAILED.
+    A stage that raises ends its run FAILED; one stopped by SIGTERM or SIGINT ends it KILLED.
+    The parent follows (RUNNING while the stage runs, then FINISHED, FAILED or KILLED) until
+    it is complete (`COMPLETE_TAG`); a complete parent stays FINISHED whatever a later attempt
+    of one of its stages does, so a failed or interrupted rerun never relabels a whole result.
+    On success the parent links the child under `stage_link_tag(stage)`.
     """
     mlflow.set_tracking_uri(tracking_uri())
     client = MlflowClient()
     parent_id = parent_run_id(client, params)
-    experiment_id = client.get_run(parent_id).info.experiment_id
+    parent = client.get_run(parent_id)
+    experiment_id = parent.info.experiment_id
+    complete = parent.data.tags.get(COMPLETE_TAG) == "true"
     _close_abandoned(client, experiment_id, parent_id, stage)
-    client.update_run(parent_id, status=RunStatus.to_string(RunStatus.RUNNING))
+    if not complete:
+        client.update_run(parent_id, status=RunStatus.to_string(RunStatus.RUNNING))
     child = mlflow.start_run(
         experiment_id=experiment_id,
         run_name=stage,
         tags={STAGE_TAG: stage, "mlflow.parentRunId": parent_id},
     )
-    previous_handler = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    received: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        # DVC, schedulers and the pipeline flow stop a stage with SIGTERM (Ctrl-C sends SIGINT);
+        # as an exception it unwinds the stage, whose runs end KILLED. Python drops an exception
+        # raised while it runs a finalizer, hence the record checked when the block ends.
+        received.append(signum)
+        raise StageInterrupted(128 + signum)
+
+    previous_handlers = {
+        signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+
+    def end(status: RunStatus) -> None:
+        mlflow.end_run(RunStatus.to_string(status))
+        client.set_terminated(
+            parent_id, RunStatus.to_string(RunStatus.FINISHED if complete else status)
+        )
+
     try:
         if logged_params:
             mlflow.log_params({k: str(v)[:500] for k, v in flatten(logged_params).items()})
         yield child
+        if received:
+            raise StageInterrupted(128 + received[0])
+    except (StageInterrupted, KeyboardInterrupt):
+        end(RunStatus.KILLED)
+        raise
     except BaseException:
-        mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
-        client.set_terminated(parent_id, RunStatus.to_string(RunStatus.FAILED))
+        end(RunStatus.FAILED)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous_handler)
-    mlflow.end_run(RunStatus.to_string(RunStatus.FINISHED))
-    client.set_terminated(parent_id, RunStatus.to_string(RunStatus.FINISHED))
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
+    client.set_tag(parent_id, stage_link_tag(stage), child.info.run_id)
+    complete = complete or client.get_run(parent_id).data.tags.get(COMPLETE_TAG) == "true"
+    end(RunStatus.FINISHED)
 
 
 def log_parent_metrics(params: Params, metrics: dict[str, float], step: int = 0) -> None:
@@ -190,6 +232,7 @@ def log_parent_metrics(params: Params, metrics: dict[str, float], step: int = 0)
     parent_id = parent_run_id(client, params)
     for name, value in metrics.items():
         client.log_metric(parent_id, name, float(value), step=step)
+    client.set_tag(parent_id, COMPLETE_TAG, "true")
 
 
 def register_action_encoder(

@@ -7,7 +7,7 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.steps.evaluate import evaluate
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import (
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=Path, required=True, help="per-class accuracy (.csv)")
     parser.add_argument("--confusion", type=Path, required=True, help="confusion matrix (.png)")
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
 
     final_round = params.self_training.final_round
     with stage_run(

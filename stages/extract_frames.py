@@ -9,7 +9,7 @@ import argparse
 
 import mlflow
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.data.adapters import load_dataset
 from pipeline.data.extract import extract_frames
 from pipeline.tracking import stage_run
@@ -20,7 +20,7 @@ def main() -> None:
     parser.add_argument("--dataset-root", required=True, help="folder holding the dataset")
     parser.add_argument("--out", required=True, help="frames folder (kept between runs)")
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
 
     logged = {"dataset": params.dataset.model_dump(), "extract": params.extract.model_dump()}
     with stage_run("extract_frames", params, logged):

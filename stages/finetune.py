@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.health.record import record_health
 from pipeline.steps.finetune import finetune
 from pipeline.subsets import tag_metric_subsets
@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="the trained action encoder (.pt)")
     parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
 
     logged = {
         "finetune": params.finetune.model_dump(),

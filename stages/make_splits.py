@@ -7,7 +7,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.data.manifest import read_manifest
 from pipeline.data.splits import make_splits
 from pipeline.tracking import stage_run
@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--classes", required=True, help="classes.json of extract_frames")
     parser.add_argument("--out", required=True, help="folder of the split files")
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
 
     with stage_run("make_splits", params, {"splits": params.splits.model_dump()}):
         sizes = make_splits(

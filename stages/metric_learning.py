@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.evaluate.plots import plot_score_histograms
 from pipeline.health.record import record_health
 from pipeline.steps.metric_learning import learn_alignability
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--histogram", type=Path, required=True, help="score histogram (.png)")
     parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
 
     with stage_run(
         "metric_learning", params, {"metric_learning": params.metric_learning.model_dump()}

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.health.record import record_health
 from pipeline.models.weights import check_pretrained_weights
-from pipeline.steps.pretrain import pretrain_action
+from pipeline.steps.pretrain import pretrain
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
 
@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="pretrained trunk weights (.pt)")
     parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
     check_pretrained_weights(params.action_encoder, params.alignability_encoder)
 
     logged = {
@@ -30,7 +30,7 @@ def main() -> None:
         "clip": params.clips.alignability.model_dump(),
     }
     with stage_run("pretrain_action", params, logged) as child:
-        _, health = pretrain_action(
+        _, health = pretrain(
             frames=args.frames,
             out=args.out,
             checkpoint=args.checkpoint,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.health.record import record_health
 from pipeline.models.weights import check_pretrained_weights
 from pipeline.steps.pretrain import pretrain
@@ -22,7 +22,7 @@ def main() -> None:
     )
     parser.add_argument("--checkpoint", type=Path, required=True, help="resumption checkpoint")
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
     check_pretrained_weights(params.action_encoder, params.alignability_encoder)
 
     logged = {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.pseudo.round_table import round_statistics
 from pipeline.steps.pseudo_label import pseudo_label
 from pipeline.subsets import tag_metric_subsets
@@ -23,7 +23,7 @@ def main() -> None:
         "--out", type=Path, required=True, help="this round's pseudo-labels (.parquet)"
     )
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
 
     with stage_run(
         f"pseudo_label@{args.round}", params, {"pseudo_label": params.pseudo_label.model_dump()}

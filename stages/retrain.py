@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.health.record import record_health
 from pipeline.steps.retrain import retrain
 from pipeline.subsets import tag_metric_subsets
@@ -29,7 +29,7 @@ def main() -> None:
         "--checkpoints", type=Path, required=True, help="resumption checkpoint folder"
     )
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
 
     logged = {
         "retrain": params.self_training.retrain.model_dump(),

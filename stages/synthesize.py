@@ -6,7 +6,7 @@ from pathlib import Path
 
 import mlflow
 
-from pipeline.config import load_params
+from pipeline.config import load_stage_params
 from pipeline.data.synthetic.writer import PREVIEW_FILE, synthesize_dataset
 from pipeline.tracking import stage_run
 
@@ -17,7 +17,7 @@ def main() -> None:
         "--out", type=Path, required=True, help="dataset folder, replaced whole when done"
     )
     args = parser.parse_args()
-    params = load_params()
+    params = load_stage_params()
 
     with stage_run("synthesize", params, params.synthesize.model_dump()):
         summary = synthesize_dataset(out=args.out, settings=params.synthesize)

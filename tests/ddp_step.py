@@ -33,7 +33,14 @@ def main(out: Path, kind: str) -> None:
     train = TrainParams(epochs=2, batch_size=8, lr=0.01, warmup_epochs=0, grad_clip=1.0)
     loader = training_loader(TensorDataset(clips, labels), runtime, workers=0, seed=0, batch_size=8)
     checkpoint = out.with_name(f"{out.stem}-checkpoint-{runtime.rank}.pt")
-    fit(ClassifyObjective(model), loader, train, runtime, checkpoint, {"kind": kind})
+    fit(
+        ClassifyObjective(model),
+        loader=loader,
+        train=train,
+        runtime=runtime,
+        checkpoint_path=checkpoint,
+        config={"kind": kind},
+    )
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     torch.save(state, out.with_name(f"{out.stem}-{runtime.rank}.pt"))
     stop_runtime(runtime)

@@ -203,7 +203,7 @@ def test_folders_test_class_without_train_folder(folders_dataset):
         ),
         (
             {"extract": {"min_frames": 40}},
-            "extract: Value error, min_frames must not exceed max_frames",
+            "extract: min_frames must not exceed max_frames",
         ),
         (
             {"extract": {"max_failed_fraction": 1.5}},

@@ -48,10 +48,11 @@ OVERRIDES = {
     "self_training": {"rounds": {"round_1": "round_0"}},
 }
 EXPERIMENT = re.compile(r"(supervised|finepseudo)-f[0-9.]+-s0-[0-9]{4}-[0-9]{6}")
-SHARED = ["synthesize", "extract_frames", "make_splits", "pretrain_gitdl", "pretrain_action"]
+SYNTHESIZE = "synthetic/dvc.yaml:synthesize"  # its own pipeline file (real datasets skip it)
+SHARED = [SYNTHESIZE, "extract_frames", "make_splits", "pretrain_gitdl", "pretrain_action"]
 
 # The first test builds and runs the tiny pipeline; the sweep runs four experiments after it.
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")
@@ -108,24 +109,25 @@ def mlflow_runs(project: Path, filter_string: str) -> list:
 
 def test_stage_graph_comes_from_dvc(project: Path) -> None:
     graph = read_stage_graph(project)
-    assert graph.names == run(project, "dvc", "stage", "list", "--name-only").stdout.split()
+    listed = run(project, "dvc", "stage", "list", "--name-only").stdout.split()
+    assert graph.names == [SYNTHESIZE, *listed]
     assert [stage.name for stage in graph.shared()] == SHARED
     assert [stage.name for stage in graph.with_upstream(["finetune"])] == [
-        "synthesize",
+        SYNTHESIZE,
         "extract_frames",
         "make_splits",
         "pretrain_action",
         "finetune",
     ]
     with pytest.raises(
-        ValueError, match=r"unknown stage\(s\) \['train'\]; dvc.yaml has \['synthesize'"
+        ValueError, match=r"unknown stage\(s\) \['train'\]; dvc.yaml has \['synthetic/dvc.yaml:"
     ):
         graph.with_upstream(["train"])
 
 
 def test_pipeline_flow_runs_every_dvc_stage_as_a_task(project: Path, first_run: State) -> None:
     assert first_run.is_completed(), first_run.message
-    stages = run(project, "dvc", "stage", "list", "--name-only").stdout.split()
+    stages = [SYNTHESIZE, *run(project, "dvc", "stage", "list", "--name-only").stdout.split()]
     assert "pseudo_label@round_1" in stages and "retrain@round_1" in stages
     runs = task_runs(first_run)
     assert sorted(runs) == sorted(stages)
@@ -134,9 +136,9 @@ def test_pipeline_flow_runs_every_dvc_stage_as_a_task(project: Path, first_run: 
     }
     # The graph reaches the UI: evaluate waited for the last round's retraining.
     waited = {inp.id for inp in runs["evaluate"].task_inputs["wait_for"]}
-    assert runs["retrain@round_1"].id in waited and runs["synthesize"].id not in waited
+    assert runs["retrain@round_1"].id in waited and runs[SYNTHESIZE].id not in waited
     assert runs["metric_learning"].start_time >= runs["pretrain_gitdl"].end_time
-    assert "Running stage 'synthesize':" in task_log(runs["synthesize"])
+    assert f"Running stage '{SYNTHESIZE}':" in task_log(runs[SYNTHESIZE])
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(first_run.state_details.flow_run_id)
     assert flow_run.name == "finepseudo 50% labels seed 0"
@@ -245,8 +247,9 @@ def test_sweep_runs_dvc_experiments_and_compare_reads_them(project: Path, first_
         )
     assert sorted(r.name for r in shared) == sorted(SHARED)
     assert {r.state_name for r in shared} == {"Skipped"}
-    for stage in SHARED:
-        assert len(mlflow_runs(project, f"tags.`{STAGE_TAG}` = '{stage}'")) == 1
+    for stage in SHARED:  # MLflow names a stage without its dvc.yaml file
+        name = stage.rsplit(":", 1)[-1]
+        assert len(mlflow_runs(project, f"tags.`{STAGE_TAG}` = '{name}'")) == 1
     # The sweep counts what DVC reused: the shared stages (skipped in the workspace, then checked
     # out by every experiment) and, per experiment, each of its 10 stages ran or was reused.
     (summary,) = [line for line in last_flow_log(state) if line.startswith("stage runs: ")]

@@ -55,7 +55,7 @@ def test_tiny_action_trunk_is_a_frame_encoder_for_gitdl():
 def test_gitdl_pretraining_refuses_the_paper_action_encoder():
     model = build_action_encoder(ActionEncoderParams(arch="r2plus1d_18"), num_classes=5)
     with pytest.raises(ValueError, match="needs r2plus1d_tiny.*action_gitdl.epochs: 0"):
-        FramewiseTrunk(model)
+        FramewiseTrunk(model, projection=8)
 
 
 def test_more_temporal_blocks_than_blocks_is_refused():

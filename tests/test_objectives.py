@@ -16,6 +16,9 @@ from pipeline.objectives.triplet import alignability_triplet_loss, hard_triplets
 from pipeline.train.balanced_sampler import ClassBalancedBatchSampler
 from pipeline.train.metric import batch_classes
 
+# the paper's GITDL temperature, discount peak and width (params.yaml gitdl)
+PAPER_GITDL = {"tau": 0.1, "beta": 0.99, "sigma": 0.2}
+
 # ============ GITDL ============
 
 
@@ -74,11 +77,11 @@ def test_gitdl_weights_spare_near_frames_and_need_a_frame():
     # identical clips: the loss comes from the negatives only, and nearer negatives weigh less
     z = F.normalize(torch.randn(1, 4, 8, generator=torch.Generator().manual_seed(0)), dim=-1)
     valid = torch.ones(1, 4, dtype=torch.bool)
-    near = gitdl_loss(z, z, torch.tensor([[0.0, 0.01, 0.02, 0.03]]), valid)
-    far = gitdl_loss(z, z, torch.tensor([[0.0, 0.3, 0.6, 0.9]]), valid)
+    near = gitdl_loss(z, z, torch.tensor([[0.0, 0.01, 0.02, 0.03]]), valid, **PAPER_GITDL)
+    far = gitdl_loss(z, z, torch.tensor([[0.0, 0.3, 0.6, 0.9]]), valid, **PAPER_GITDL)
     assert near < far
     with pytest.raises(ValueError, match="at least one video"):
-        gitdl_loss(z, z, torch.zeros(1, 4), torch.zeros(1, 4, dtype=torch.bool))
+        gitdl_loss(z, z, torch.zeros(1, 4), torch.zeros(1, 4, dtype=torch.bool), **PAPER_GITDL)
 
 
 # ============ triplets and score ============
@@ -90,8 +93,8 @@ def test_fit_score_separates_the_pairs_at_their_own_scale():
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     same = labels[:, None] == labels[None, :]
     distances = torch.where(same, 0.001, 0.004) + 0.0005 * torch.rand(6, 6)
-    score = AlignabilityScore(distance_scale=16.0)
-    loss = fit_score(score, distances, labels)
+    score = AlignabilityScore(hidden=16, distance_scale=16.0)
+    loss = fit_score(score, distances, labels, steps=300, lr=0.05)
     off_diagonal = ~torch.eye(6, dtype=torch.bool)
     assert score.distance_scale.item() == pytest.approx(distances[off_diagonal].mean().item())
     scores = score(distances)
@@ -101,8 +104,8 @@ def test_fit_score_separates_the_pairs_at_their_own_scale():
 
 def test_fit_score_on_a_collapsed_encoder_ends_at_a_constant_score():
     labels = torch.tensor([0, 0, 1, 1])
-    score = AlignabilityScore(distance_scale=16.0)
-    fit_score(score, torch.zeros(4, 4), labels)
+    score = AlignabilityScore(hidden=16, distance_scale=16.0)
+    fit_score(score, torch.zeros(4, 4), labels, steps=300, lr=0.05)
     assert score.distance_scale.item() == 16.0
     torch.testing.assert_close(score(torch.zeros(4, 4)), torch.full((4, 4), 0.5))
 

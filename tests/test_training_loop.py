@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from pipeline.checkpoint import load_checkpoint
 from pipeline.config import TrainParams
-from pipeline.train.checkpoint import load_checkpoint
 from pipeline.train.loader import training_loader
 from pipeline.train.loop import fit
 from pipeline.train.runtime import start_runtime
@@ -42,7 +42,14 @@ def _fit(tmp_path, epochs, config=None, stop_after=None):
     runtime = start_runtime("cpu")
     loader = training_loader(_data(), runtime, workers=0, seed=0, batch_size=8)
     train = TrainParams(epochs=epochs, batch_size=8, lr=0.05, warmup_epochs=1)
-    metrics = fit(objective, loader, train, runtime, tmp_path / "ckpt.pt", config or {"run": 1})
+    metrics = fit(
+        objective,
+        loader=loader,
+        train=train,
+        runtime=runtime,
+        checkpoint_path=tmp_path / "ckpt.pt",
+        config=config or {"run": 1},
+    )
     return objective, metrics
 
 
@@ -69,11 +76,11 @@ def test_resuming_continues_exactly_where_a_stopped_run_left_off(tmp_path):
     with pytest.raises(Stop):
         fit(
             objective,
-            loader,
-            half,
-            runtime,
-            tmp_path / "resumed" / "ckpt.pt",
-            {"run": 1},
+            loader=loader,
+            train=half,
+            runtime=runtime,
+            checkpoint_path=tmp_path / "resumed" / "ckpt.pt",
+            config={"run": 1},
             evaluate=stop_in_second_epoch,
         )
     assert load_checkpoint(tmp_path / "resumed" / "ckpt.pt")["epoch"] == 0  # epoch 1 never saved
@@ -98,11 +105,11 @@ def test_evaluation_runs_every_n_epochs_and_after_the_last(tmp_path):
 
     metrics = fit(
         objective,
-        loader,
-        train,
-        runtime,
-        tmp_path / "ckpt.pt",
-        {"run": 1},
+        loader=loader,
+        train=train,
+        runtime=runtime,
+        checkpoint_path=tmp_path / "ckpt.pt",
+        config={"run": 1},
         evaluate=evaluate,
         evaluate_every=3,
     )
@@ -144,7 +151,12 @@ def test_a_non_finite_loss_stops_training(tmp_path):
     loader = training_loader(_data(), runtime, workers=0, seed=0, batch_size=8)
     with pytest.raises(FloatingPointError, match="epoch 0, step 0: loss is inf"):
         fit(
-            Exploding(), loader, TrainParams(epochs=1, batch_size=8), runtime, tmp_path / "c.pt", {}
+            Exploding(),
+            loader=loader,
+            train=TrainParams(epochs=1, batch_size=8),
+            runtime=runtime,
+            checkpoint_path=tmp_path / "c.pt",
+            config={},
         )
 
 

@@ -50,7 +50,7 @@ TINY = {
     "evaluate": {"clips": 2, "crops": 3, "batch_size": 12},
 }
 
-COPIED = ["dvc.yaml", ".dvcignore", "pipeline", "stages"]
+COPIED = ["dvc.yaml", "synthetic", ".dvcignore", "pipeline", "stages"]
 
 
 def merge(base: dict, override: dict) -> dict:

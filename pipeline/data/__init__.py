@@ -1,0 +1,1 @@
+"""Data: decoding videos, dataset layouts, label splits, frame stores, clips and augmentation."""

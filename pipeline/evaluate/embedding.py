@@ -13,6 +13,7 @@ from pipeline.data.frames import FrameStore
 @torch.no_grad()
 def embed_videos(
     encoder: nn.Module,
+    *,
     store: FrameStore,
     video_ids: list[str],
     clip: ClipParams,

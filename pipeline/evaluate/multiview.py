@@ -26,6 +26,7 @@ def view_probabilities(model: nn.Module, views: torch.Tensor, device: torch.devi
 @torch.no_grad()
 def predict_videos(
     model: nn.Module,
+    *,
     store: FrameStore,
     video_ids: list[str],
     clip: ClipParams,

@@ -109,7 +109,7 @@ class FramewiseTrunk(nn.Module):
     """The tiny action encoder's trunk as a frame encoder, with the projection head that GITDL
     trains beside it and then drops (SimCLR style): clips (B, C, T, H, W) -> (B, T, C')."""
 
-    def __init__(self, action_encoder: nn.Module, projection: int = 128) -> None:
+    def __init__(self, action_encoder: nn.Module, *, projection: int) -> None:
         super().__init__()
         if not isinstance(action_encoder, TinyR2Plus1D):
             raise ValueError(

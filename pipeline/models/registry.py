@@ -37,4 +37,6 @@ def build_alignability_encoder(params: AlignabilityEncoderParams) -> Alignabilit
 
 def build_alignability_model(params: AlignabilityEncoderParams) -> AlignabilityModel:
     """Encoder f with a fresh learnable alignability score head."""
-    return AlignabilityModel(build_alignability_encoder(params), AlignabilityScore())
+    return AlignabilityModel(
+        build_alignability_encoder(params), AlignabilityScore(hidden=params.score_hidden)
+    )

@@ -1,6 +1,6 @@
 """The model files stages hand to each other, and that evaluate and predict load.
 
-A model file is a checkpoint (pipeline/train/checkpoint.py) whose config holds everything
+A model file is a checkpoint (pipeline/checkpoint.py) whose config holds everything
 needed to rebuild the network without params.yaml: the architecture section, the clip
 geometry it was trained on, and the class names its outputs stand for.
 """
@@ -14,7 +14,7 @@ from torch import nn
 from pipeline.config import ActionEncoderParams, AlignabilityEncoderParams, ClipParams
 from pipeline.models.alignability import AlignabilityModel
 from pipeline.models.registry import build_action_encoder, build_alignability_model
-from pipeline.train.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.checkpoint import load_checkpoint, save_checkpoint
 
 
 @dataclass

@@ -30,9 +30,10 @@ def gitdl_loss(
     z_local: torch.Tensor,
     timestamps: torch.Tensor,
     valid: torch.Tensor,
-    tau: float = 0.1,
-    beta: float = 0.99,
-    sigma: float = 0.2,
+    *,
+    tau: float,
+    beta: float,
+    sigma: float,
 ) -> torch.Tensor:
     """GITDL loss of a batch, averaged over both directions (G to L, L to G) and videos.
 

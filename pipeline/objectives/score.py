@@ -24,7 +24,7 @@ from torch import nn
 class AlignabilityScore(nn.Module):
     """Maps distances (any shape) to alignability logits or scores in (0, 1)."""
 
-    def __init__(self, hidden: int = 16, distance_scale: float = 1.0) -> None:
+    def __init__(self, *, hidden: int, distance_scale: float = 1.0) -> None:
         super().__init__()
         if hidden < 1:
             raise ValueError(f"hidden must be >= 1, got {hidden}")
@@ -76,11 +76,13 @@ def fit_score(
     score: AlignabilityScore,
     distances: torch.Tensor,
     labels: torch.Tensor,
-    steps: int = 300,
-    lr: float = 0.05,
+    *,
+    steps: int,
+    lr: float,
 ) -> float:
     """Refit `score` in place to the pairwise distances (B, B) of clips with labels (B,),
-    by `score.loss` with full-batch Adam from a zero output layer; returns the final loss.
+    by `score.loss` with `steps` steps of full-batch Adam at learning rate `lr` from a zero
+    output layer; returns the final loss.
 
     distance_scale becomes the mean distance of the pairs (when it is above 0), so phi reads
     inputs of order one whatever the encoder has done to the spread of its distances.

@@ -21,7 +21,7 @@ from pipeline.models.saved import SavedActionEncoder, save_action_encoder
 from pipeline.models.weights import load_backbone_weights
 from pipeline.steps.fingerprint import fingerprint
 from pipeline.train.classify import train_classifier
-from pipeline.train.runtime import start_runtime, stop_runtime
+from pipeline.train.runtime import running
 
 
 def finetune(
@@ -41,42 +41,41 @@ def finetune(
     """Train g, starting from pretrain_action's trunk weights `pretrained` and a fresh
     classifier, on the split's labeled clips and write it to `out`; returns the last epoch's
     metrics and g's health."""
-    runtime = start_runtime(run.device, run.threads)
-    store = FrameStore(frames)
-    label_split = load_split(split)
-    labeled, classes = label_split.labeled, label_split.classes
-    torch.manual_seed(train.seed)
-    # `pretrained` already holds encoder.weights, when there are any
-    model = build_action_encoder(encoder.model_copy(update={"weights": ""}), len(classes))
-    load_backbone_weights(model, pretrained)
-    saved = SavedActionEncoder(model, encoder, clip, classes)
-    config = {
-        "encoder": encoder.model_dump(mode="json"),
-        "clip": clip.model_dump(mode="json"),
-        "augment": augment.model_dump(mode="json"),
-        "train": train.model_dump(mode="json"),
-        "inputs": fingerprint(Path(frames) / "manifest.parquet", split, pretrained),
-    }
-    metrics = train_classifier(
-        saved.model,
-        store,
-        labeled.video_id.tolist(),
-        labeled.label.astype(int).tolist(),
-        clip,
-        augment,
-        train,
-        runtime,
-        checkpoint,
-        config,
-        workers=run.workers,
-    )
-    checks, clips = action_checks(
-        saved, store, label_split, health, train.batch_size, runtime, run.workers
-    )
-    report = HealthReport(clips, tuple(checks))
-    metrics["health.healthy"] = float(report.healthy)
-    if runtime.is_main:
-        save_action_encoder(out, saved, metrics)
-        Path(checkpoint).unlink(missing_ok=True)
-    stop_runtime(runtime)
-    return metrics, report
+    with running(run.device, run.threads) as runtime:
+        store = FrameStore(frames)
+        label_split = load_split(split)
+        labeled, classes = label_split.labeled, label_split.classes
+        torch.manual_seed(train.seed)
+        # `pretrained` already holds encoder.weights, when there are any
+        model = build_action_encoder(encoder.model_copy(update={"weights": ""}), len(classes))
+        load_backbone_weights(model, pretrained)
+        saved = SavedActionEncoder(model, encoder, clip, classes)
+        config = {
+            "encoder": encoder.model_dump(mode="json"),
+            "clip": clip.model_dump(mode="json"),
+            "augment": augment.model_dump(mode="json"),
+            "train": train.model_dump(mode="json"),
+            "inputs": fingerprint(Path(frames) / "manifest.parquet", split, pretrained),
+        }
+        metrics = train_classifier(
+            saved.model,
+            store=store,
+            video_ids=labeled.video_id.tolist(),
+            labels=labeled.label.astype(int).tolist(),
+            clip=clip,
+            augment=augment,
+            train=train,
+            runtime=runtime,
+            checkpoint_path=checkpoint,
+            config=config,
+            workers=run.workers,
+        )
+        checks, clips = action_checks(
+            saved, store, label_split, health, train.batch_size, runtime, run.workers
+        )
+        report = HealthReport(clips, tuple(checks))
+        metrics["health.healthy"] = float(report.healthy)
+        if runtime.is_main:
+            save_action_encoder(out, saved, metrics)
+            Path(checkpoint).unlink(missing_ok=True)
+        return metrics, report

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from pipeline.align.distance import pairwise_distance, typical_distance
+from pipeline.align.distance import typical_distance
 from pipeline.config import AugmentParams, EvaluateParams, HealthParams, MetricParams, RunParams
 from pipeline.data.frames import FrameStore
 from pipeline.data.splits import load_split, monitoring_set
@@ -23,10 +22,11 @@ from pipeline.models.saved import (
     load_alignability_model,
     save_alignability_model,
 )
-from pipeline.objectives.score import AlignabilityScore, fit_score
+from pipeline.objectives.score import AlignabilityScore
 from pipeline.steps.fingerprint import fingerprint
 from pipeline.train.metric import train_metric
-from pipeline.train.runtime import Runtime, start_runtime, stop_runtime
+from pipeline.train.runtime import Runtime, running
+from pipeline.train.score_calibration import calibrate_score
 
 
 @dataclass
@@ -39,6 +39,7 @@ class MetricLearning:
 
 def verifier(
     saved: SavedAlignabilityModel,
+    *,
     store: FrameStore,
     split: Path,
     metric: MetricParams,
@@ -55,53 +56,18 @@ def verifier(
     def verify() -> Verification:
         embeddings = embed_videos(
             saved.model,
-            store,
-            clips.video_id.tolist(),
-            saved.clip,
-            evaluation.batch_size,
-            runtime.device,
-            workers,
+            store=store,
+            video_ids=clips.video_id.tolist(),
+            clip=saved.clip,
+            batch_size=evaluation.batch_size,
+            device=runtime.device,
+            workers=workers,
         )
         return verify_pairs(
             saved.model, embeddings, labels, metric.distance, metric.gamma, metric.band
         )
 
     return verify, subset
-
-
-def calibrate_score(
-    saved: SavedAlignabilityModel,
-    store: FrameStore,
-    video_ids: list[str],
-    labels: list[int],
-    metric: MetricParams,
-    batch_size: int,
-    runtime: Runtime,
-    workers: int,
-    max_clips: int = 1000,
-) -> float:
-    """Fit the score head to the trained encoder's distances between labeled clips (why:
-    pipeline.objectives.score); at most `max_clips` of them, drawn with the metric's seed, so
-    the pairs stay within memory on large datasets. Returns the fit's final loss."""
-    if len(video_ids) > max_clips:
-        chosen = np.random.default_rng(metric.seed).choice(len(video_ids), max_clips, replace=False)
-        video_ids = [video_ids[i] for i in chosen]
-        labels = [labels[i] for i in chosen]
-    embeddings = embed_videos(
-        saved.model,
-        store,
-        video_ids,
-        saved.clip,
-        batch_size,
-        runtime.device,
-        workers,
-        description="fitting the alignability score",
-    )  # (B, T, d)
-    distances = pairwise_distance(
-        embeddings, embeddings, metric.distance, metric.gamma, metric.band
-    )  # (B, B)
-    device = saved.model.score.distance_scale.device
-    return fit_score(saved.model.score, distances.to(device), torch.tensor(labels, device=device))
 
 
 def learn_alignability(
@@ -118,69 +84,77 @@ def learn_alignability(
     health: HealthParams,
 ) -> MetricLearning:
     """Metric-learn the pretrained alignability model on the labeled clips; write it to `out`."""
-    runtime = start_runtime(run.device, run.threads)
-    store = FrameStore(frames)
-    labeled = load_split(split).labeled
-    saved = load_alignability_model(pretrained)
-    # The score head starts afresh, scaled to the distance it will read.
-    saved.model.score = AlignabilityScore(
-        distance_scale=typical_distance(metric.distance, saved.clip.frames)
-    )
-    verify, monitored = verifier(saved, store, split, metric, evaluation, runtime, run.workers)
+    with running(run.device, run.threads) as runtime:
+        store = FrameStore(frames)
+        labeled = load_split(split).labeled
+        saved = load_alignability_model(pretrained)
+        # The score head starts afresh, scaled to the distance it will read.
+        saved.model.score = AlignabilityScore(
+            hidden=saved.encoder.score_hidden,
+            distance_scale=typical_distance(metric.distance, saved.clip.frames),
+        )
+        verify, monitored = verifier(
+            saved,
+            store=store,
+            split=split,
+            metric=metric,
+            evaluation=evaluation,
+            runtime=runtime,
+            workers=run.workers,
+        )
 
-    def evaluate() -> dict[str, float]:
-        result = verify()
-        return {
-            "verification_ap": result.average_precision,
-            "distance_ap": result.distance_average_precision,
+        def evaluate() -> dict[str, float]:
+            result = verify()
+            return {
+                "verification_ap": result.average_precision,
+                "distance_ap": result.distance_average_precision,
+            }
+
+        config = {
+            "metric": metric.model_dump(mode="json"),
+            "augment": augment.model_dump(mode="json"),
+            "inputs": fingerprint(Path(frames) / "manifest.parquet", split, pretrained),
         }
-
-    config = {
-        "metric": metric.model_dump(mode="json"),
-        "augment": augment.model_dump(mode="json"),
-        "inputs": fingerprint(Path(frames) / "manifest.parquet", split, pretrained),
-    }
-    metrics = train_metric(
-        saved.model,
-        store,
-        labeled.video_id.tolist(),
-        labeled.label.astype(int).tolist(),
-        saved.clip,
-        augment,
-        metric,
-        metric,
-        runtime,
-        checkpoint,
-        config,
-        evaluate=evaluate if runtime.is_main else None,
-        workers=run.workers,
-    )
-    metrics["score_fit_loss"] = calibrate_score(
-        saved,
-        store,
-        labeled.video_id.tolist(),
-        labeled.label.astype(int).tolist(),
-        metric,
-        evaluation.batch_size,
-        runtime,
-        run.workers,
-    )
-    checks, clips = alignability_checks(
-        saved,
-        store,
-        load_split(split),
-        metric,
-        health,
-        metrics["score_fit_loss"],
-        evaluation.batch_size,
-        runtime,
-        run.workers,
-    )
-    report = HealthReport(clips, tuple(checks))
-    metrics["health.healthy"] = float(report.healthy)  # read by pseudo_label
-    result = MetricLearning(metrics, verify(), monitored, report)
-    if runtime.is_main:
-        save_alignability_model(out, saved, metrics)
-        Path(checkpoint).unlink(missing_ok=True)
-    stop_runtime(runtime)
-    return result
+        metrics = train_metric(
+            saved.model,
+            store=store,
+            video_ids=labeled.video_id.tolist(),
+            labels=labeled.label.astype(int).tolist(),
+            clip=saved.clip,
+            augment=augment,
+            metric=metric,
+            train=metric,
+            runtime=runtime,
+            checkpoint_path=checkpoint,
+            config=config,
+            evaluate=evaluate if runtime.is_main else None,
+            workers=run.workers,
+        )
+        metrics["score_fit_loss"] = calibrate_score(
+            saved,
+            store=store,
+            video_ids=labeled.video_id.tolist(),
+            labels=labeled.label.astype(int).tolist(),
+            metric=metric,
+            batch_size=evaluation.batch_size,
+            runtime=runtime,
+            workers=run.workers,
+        )
+        checks, clips = alignability_checks(
+            saved,
+            store,
+            load_split(split),
+            metric,
+            health,
+            metrics["score_fit_loss"],
+            evaluation.batch_size,
+            runtime,
+            run.workers,
+        )
+        report = HealthReport(clips, tuple(checks))
+        metrics["health.healthy"] = float(report.healthy)  # read by pseudo_label
+        result = MetricLearning(metrics, verify(), monitored, report)
+        if runtime.is_main:
+            save_alignability_model(out, saved, metrics)
+            Path(checkpoint).unlink(missing_ok=True)
+        return result

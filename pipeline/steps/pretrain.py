@@ -7,12 +7,13 @@ Kinetics400) and f from GITDL; with nothing to download, both start here from GI
 dataset's own videos.
 """
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
+from pipeline.checkpoint import save_checkpoint
 from pipeline.config import (
     ActionEncoderParams,
     AlignabilityEncoderParams,
@@ -29,14 +30,42 @@ from pipeline.models.action import FramewiseTrunk
 from pipeline.models.registry import build_action_encoder, build_alignability_model
 from pipeline.models.saved import SavedAlignabilityModel, save_alignability_model
 from pipeline.steps.fingerprint import fingerprint
-from pipeline.train.checkpoint import save_checkpoint
 from pipeline.train.gitdl import train_gitdl
-from pipeline.train.runtime import Runtime, start_runtime, stop_runtime
+from pipeline.train.runtime import Runtime, running
+
+# Writes the pretrained network to a path, with the pretraining metrics.
+Writer = Callable[[Path, dict[str, float]], None]
+
+
+def _alignability_network(
+    encoder: AlignabilityEncoderParams, clip: ClipParams
+) -> tuple[nn.Module, Writer]:
+    """f's frame encoder, written with a fresh score head as an alignability model file."""
+    saved = SavedAlignabilityModel(build_alignability_model(encoder), encoder, clip)
+
+    def write(out: Path, metrics: dict[str, float]) -> None:
+        save_alignability_model(out, saved, metrics)
+
+    return saved.model.encoder, write
+
+
+def _action_network(encoder: ActionEncoderParams) -> tuple[nn.Module, Writer]:
+    """g's trunk seen frame by frame (r2plus1d_tiny only), written without its classifier: the
+    state-dict file finetune starts from."""
+    # the classifier is dropped when written, so its size does not matter
+    action_encoder = build_action_encoder(encoder, num_classes=1)
+
+    def write(out: Path, metrics: dict[str, float]) -> None:
+        trunk = {k: v for k, v in action_encoder.state_dict().items() if not k.startswith("fc.")}
+        save_checkpoint(out, {"state_dict": trunk, "metrics": metrics})
+
+    return FramewiseTrunk(action_encoder, projection=encoder.projection), write
 
 
 def _gitdl_on_training_videos(
-    frame_encoder: nn.Module,
-    encoder_config: dict[str, Any],
+    network: nn.Module,
+    *,
+    encoder_config: dict,
     frames: Path,
     checkpoint: Path,
     clip: ClipParams,
@@ -50,8 +79,8 @@ def _gitdl_on_training_videos(
     videos, after training against before (at random initialisation)."""
     store = FrameStore(frames)
     probe = probe_videos(store, health.probe_videos, gitdl.seed)
-    initial = gitdl_probe_loss(frame_encoder, store, probe, clip, augment, gitdl, runtime)
-    train_ids = store.manifest.loc[store.manifest["subset"] == "train", "video_id"].tolist()
+    initial = gitdl_probe_loss(network, store, probe, clip, augment, gitdl, runtime)
+    train_ids = store.manifest.loc[store.manifest["subset"] == "train", "video_id"]
     config = {
         "encoder": encoder_config,
         "clip": clip.model_dump(mode="json"),
@@ -60,18 +89,22 @@ def _gitdl_on_training_videos(
         "inputs": fingerprint(Path(frames) / "manifest.parquet"),
     }
     metrics = train_gitdl(
-        frame_encoder, store, train_ids, clip, augment, gitdl, runtime, checkpoint, config, workers
+        network,
+        store=store,
+        video_ids=train_ids.tolist(),
+        clip=clip,
+        augment=augment,
+        gitdl=gitdl,
+        runtime=runtime,
+        checkpoint_path=checkpoint,
+        config=config,
+        workers=workers,
     )
-    final = gitdl_probe_loss(frame_encoder, store, probe, clip, augment, gitdl, runtime)
+    final = gitdl_probe_loss(network, store, probe, clip, augment, gitdl, runtime)
     clips = f"fixed views of {len(probe)} training videos (self-supervised, no labels)"
     report = HealthReport(clips, (gitdl_check(initial, final, health),))
     metrics["health.healthy"] = float(report.healthy)
     return metrics, report
-
-
-def _not_trained() -> HealthReport:
-    # GITDL turned off (epochs 0) is a choice, not a failure: nothing to check.
-    return HealthReport("nothing (GITDL is off: epochs 0)", ())
 
 
 def pretrain(
@@ -79,79 +112,40 @@ def pretrain(
     frames: Path,
     out: Path,
     checkpoint: Path,
-    encoder: AlignabilityEncoderParams,
+    encoder: AlignabilityEncoderParams | ActionEncoderParams,
     clip: ClipParams,
     augment: AugmentParams,
     gitdl: GitdlParams,
     run: RunParams,
     health: HealthParams,
 ) -> tuple[dict[str, float], HealthReport]:
-    """Pretrain f with GITDL for `gitdl.epochs` epochs (0 turns GITDL off: f keeps its
-    initial weights) and write it, with a fresh score head, to `out`; returns the last epoch's
-    metrics and the training's health."""
-    runtime = start_runtime(run.device, run.threads)
-    torch.manual_seed(gitdl.seed)
-    saved = SavedAlignabilityModel(build_alignability_model(encoder), encoder, clip)
-    metrics: dict[str, float] = {}
-    report = _not_trained()
-    if gitdl.epochs > 0:
-        metrics, report = _gitdl_on_training_videos(
-            saved.model.encoder,
-            encoder.model_dump(mode="json"),
-            frames,
-            checkpoint,
-            clip,
-            augment,
-            gitdl,
-            runtime,
-            run.workers,
-            health,
-        )
-    if runtime.is_main:
-        save_alignability_model(out, saved, metrics)
-        Path(checkpoint).unlink(missing_ok=True)
-    stop_runtime(runtime)
-    return metrics, report
-
-
-def pretrain_action(
-    *,
-    frames: Path,
-    out: Path,
-    checkpoint: Path,
-    encoder: ActionEncoderParams,
-    clip: ClipParams,
-    augment: AugmentParams,
-    gitdl: GitdlParams,
-    run: RunParams,
-    health: HealthParams,
-) -> tuple[dict[str, float], HealthReport]:
-    """Pretrain g's trunk with GITDL for `gitdl.epochs` epochs (r2plus1d_tiny only) and write
-    its weights, without a classifier, to `out`: the state-dict file finetune starts from.
-    With 0 epochs g keeps its initial weights (random, or `encoder.weights`). Returns the last
-    epoch's metrics and the training's health."""
-    runtime = start_runtime(run.device, run.threads)
-    torch.manual_seed(gitdl.seed)
-    # the classifier is dropped below, so its size does not matter
-    action_encoder = build_action_encoder(encoder, num_classes=1)
-    metrics: dict[str, float] = {}
-    report = _not_trained()
-    if gitdl.epochs > 0:
-        metrics, report = _gitdl_on_training_videos(
-            FramewiseTrunk(action_encoder),
-            encoder.model_dump(mode="json"),
-            frames,
-            checkpoint,
-            clip,
-            augment,
-            gitdl,
-            runtime,
-            run.workers,
-            health,
-        )
-    if runtime.is_main:
-        trunk = {k: v for k, v in action_encoder.state_dict().items() if not k.startswith("fc.")}
-        save_checkpoint(out, {"state_dict": trunk, "metrics": metrics})
-        Path(checkpoint).unlink(missing_ok=True)
-    stop_runtime(runtime)
+    """Pretrain f (alignability encoder params) or g's trunk (action encoder params) with GITDL
+    on every training video for `gitdl.epochs` epochs and write it to `out`; 0 epochs turns
+    GITDL off (the network keeps its initial weights: random, or `encoder.weights` for g).
+    Returns the last epoch's metrics and the training's health."""
+    with running(run.device, run.threads) as runtime:
+        torch.manual_seed(gitdl.seed)
+        if isinstance(encoder, AlignabilityEncoderParams):
+            network, write = _alignability_network(encoder, clip)
+        else:
+            network, write = _action_network(encoder)
+        metrics: dict[str, float] = {}
+        # GITDL turned off (epochs 0) is a choice, not a failure: nothing to check.
+        report = HealthReport("nothing (GITDL is off: epochs 0)", ())
+        if gitdl.epochs > 0:
+            metrics, report = _gitdl_on_training_videos(
+                network,
+                encoder_config=encoder.model_dump(mode="json"),
+                frames=frames,
+                checkpoint=checkpoint,
+                clip=clip,
+                augment=augment,
+                gitdl=gitdl,
+                runtime=runtime,
+                workers=run.workers,
+                health=health,
+            )
+        if runtime.is_main:
+            write(out, metrics)
+            Path(checkpoint).unlink(missing_ok=True)
     return metrics, report

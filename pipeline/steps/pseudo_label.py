@@ -23,7 +23,7 @@ from pipeline.models.saved import SavedActionEncoder, load_action_encoder, load_
 from pipeline.pseudo.acceptance import decide
 from pipeline.pseudo.nonparametric import class_scores, nonparametric_probs, select_exemplars
 from pipeline.pseudo.round_table import COLUMNS, write_round_table
-from pipeline.train.runtime import Runtime, start_runtime
+from pipeline.train.runtime import Runtime, running
 
 # Which pseudo-label strategy each method uses; finepseudo takes it from params.
 METHOD_STRATEGY = {"supervised": None, "pseudo_label": "confidence"}
@@ -50,9 +50,9 @@ def _action_probabilities(
     """p_g of each clip from one central view: (N, C)."""
     return predict_videos(
         action.model,
-        store,
-        video_ids,
-        action.clip,
+        store=store,
+        video_ids=video_ids,
+        clip=action.clip,
         windows=1,
         crops=1,
         batch_size=batch_size,
@@ -90,11 +90,11 @@ def _nonparametric(
     def embed(ids: list[str], what: str) -> torch.Tensor:
         return embed_videos(
             saved.model,
-            store,
-            ids,
-            saved.clip,
-            settings.batch_size,
-            runtime.device,
+            store=store,
+            video_ids=ids,
+            clip=saved.clip,
+            batch_size=settings.batch_size,
+            device=runtime.device,
             description=what,
         )
 
@@ -141,63 +141,67 @@ def pseudo_label(
 ) -> pd.DataFrame:
     """Pseudo-label the split's unlabeled clips with the previous round's models; write and
     return the round table (pipeline/pseudo/round_table.py)."""
-    runtime = start_runtime(run.device, run.threads)
-    store = FrameStore(frames)
-    label_split = load_split(split)
-    video_ids = label_split.unlabeled.video_id.tolist()
-    strategy = round_strategy(method, settings, saved_health(alignability_model))
-    action = load_action_encoder(action_model)
-    p_g = _action_probabilities(action, store, video_ids, runtime, settings.batch_size)  # (N, C)
-    p_f = scores = uncertainty = None
-    if strategy in NEEDS_ALIGNABILITY:
-        rng = np.random.default_rng((run.seed, int(round_name.removeprefix("round_"))))
-        scores, p_f = _nonparametric(
-            alignability_model, store, label_split, video_ids, settings, metric, rng, runtime
-        )
-    if strategy == "uncertainty":
-        passes = []
-        for index in range(settings.dropout_passes):
-            torch.manual_seed(index)
-            passes.append(
-                _action_probabilities(action, store, video_ids, runtime, settings.batch_size, True)
+    with running(run.device, run.threads) as runtime:
+        store = FrameStore(frames)
+        label_split = load_split(split)
+        video_ids = label_split.unlabeled.video_id.tolist()
+        strategy = round_strategy(method, settings, saved_health(alignability_model))
+        action = load_action_encoder(action_model)
+        p_g = _action_probabilities(
+            action, store, video_ids, runtime, settings.batch_size
+        )  # (N, C)
+        p_f = scores = uncertainty = None
+        if strategy in NEEDS_ALIGNABILITY:
+            rng = np.random.default_rng((run.seed, int(round_name.removeprefix("round_"))))
+            scores, p_f = _nonparametric(
+                alignability_model, store, label_split, video_ids, settings, metric, rng, runtime
             )
-        uncertainty = _uncertainty(passes)
+        if strategy == "uncertainty":
+            passes = []
+            for index in range(settings.dropout_passes):
+                torch.manual_seed(index)
+                passes.append(
+                    _action_probabilities(
+                        action, store, video_ids, runtime, settings.batch_size, True
+                    )
+                )
+            uncertainty = _uncertainty(passes)
 
-    if strategy is None:  # supervised: the round records predictions and accepts nothing
-        label, confidence, accepted = (
-            p_g.argmax(1),
-            p_g.max(1),
-            np.zeros(len(video_ids), dtype=bool),
+        if strategy is None:  # supervised: the round records predictions and accepts nothing
+            label, confidence, accepted = (
+                p_g.argmax(1),
+                p_g.max(1),
+                np.zeros(len(video_ids), dtype=bool),
+            )
+        else:
+            decision = decide(
+                strategy,
+                p_g,
+                settings.threshold_for(strategy),
+                p_f=p_f,
+                class_scores=scores,
+                uncertainty=uncertainty,
+                verification_threshold=settings.verification_threshold,
+                max_uncertainty=settings.max_uncertainty,
+            )
+            label, confidence, accepted = decision.label, decision.confidence, decision.accepted
+        label = np.asarray(label, dtype=np.int64)
+        table = pd.DataFrame(
+            {
+                "video_id": video_ids,
+                "round": round_name,
+                "label": label,
+                "label_name": [label_split.classes[i] for i in label],
+                "confidence": np.asarray(confidence, dtype=np.float64),
+                "accepted": np.asarray(accepted, dtype=bool),
+                "f_label": p_f.argmax(1) if p_f is not None else np.full(len(video_ids), -1),
+                "f_confidence": p_f.max(1) if p_f is not None else np.full(len(video_ids), np.nan),
+                "g_label": p_g.argmax(1),
+                "g_confidence": p_g.max(1).astype(np.float64),
+                "true_label": _true_labels(store, label_split, video_ids),
+                "strategy": strategy or "none",
+            },
+            columns=COLUMNS,
         )
-    else:
-        decision = decide(
-            strategy,
-            p_g,
-            settings.threshold_for(strategy),
-            p_f=p_f,
-            class_scores=scores,
-            uncertainty=uncertainty,
-            verification_threshold=settings.verification_threshold,
-            max_uncertainty=settings.max_uncertainty,
-        )
-        label, confidence, accepted = decision.label, decision.confidence, decision.accepted
-    label = np.asarray(label, dtype=np.int64)
-    table = pd.DataFrame(
-        {
-            "video_id": video_ids,
-            "round": round_name,
-            "label": label,
-            "label_name": [label_split.classes[i] for i in label],
-            "confidence": np.asarray(confidence, dtype=np.float64),
-            "accepted": np.asarray(accepted, dtype=bool),
-            "f_label": p_f.argmax(1) if p_f is not None else np.full(len(video_ids), -1),
-            "f_confidence": p_f.max(1) if p_f is not None else np.full(len(video_ids), np.nan),
-            "g_label": p_g.argmax(1),
-            "g_confidence": p_g.max(1).astype(np.float64),
-            "true_label": _true_labels(store, label_split, video_ids),
-            "strategy": strategy or "none",
-        },
-        columns=COLUMNS,
-    )
-    write_round_table(table, out)
-    return table
+        write_round_table(table, out)
+        return table

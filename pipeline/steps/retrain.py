@@ -34,11 +34,11 @@ from pipeline.models.saved import (
 )
 from pipeline.pseudo.round_table import accepted_pseudo_labels
 from pipeline.steps.fingerprint import fingerprint
-from pipeline.steps.metric_learning import calibrate_score
 from pipeline.train.classify import train_classifier
 from pipeline.train.metric import train_metric
 from pipeline.train.mixed_sampler import MixedBatchSampler
-from pipeline.train.runtime import start_runtime, stop_runtime
+from pipeline.train.runtime import running
+from pipeline.train.score_calibration import calibrate_score
 
 
 @dataclass
@@ -68,119 +68,118 @@ def retrain(
     health: HealthParams,
 ) -> Retraining:
     """Read `previous`/{action,alignability}.pt, retrain, write `out`/{action,alignability}.pt."""
-    runtime = start_runtime(run.device, run.threads)
-    store = FrameStore(frames)
-    label_split = load_split(split)
-    labeled = label_split.labeled
-    pseudo_labeled = accepted_pseudo_labels(pseudo_labels)
-    # labeled clips first: the sampler tells them from the pseudo-labeled ones by index
-    training = pd.concat([labeled[["video_id", "label"]], pseudo_labeled], ignore_index=True)
-    ids, labels = training.video_id.tolist(), training.label.astype(int).tolist()
-    sampler = MixedBatchSampler(
-        labeled=len(labeled),
-        pseudo_labeled=len(pseudo_labeled),
-        batch_size=action_train.batch_size,
-        labeled_share=labeled_share,
-        steps_per_epoch=action_train.steps_per_epoch,
-        seed=action_train.seed,
-        rank=runtime.rank,
-        world_size=runtime.world_size,
-    )
-    budget = {
-        "action_steps": float(action_train.steps),
-        "action_batch_size": float(action_train.batch_size),
-        "action_labeled_per_batch": float(sampler.labeled_per_batch),
-        "action_pseudo_labeled_per_batch": float(
-            action_train.batch_size - sampler.labeled_per_batch
-        ),
-    }
-    inputs = fingerprint(
-        Path(frames) / "manifest.parquet", split, pseudo_labels, previous / "action.pt"
-    )
+    with running(run.device, run.threads) as runtime:
+        store = FrameStore(frames)
+        label_split = load_split(split)
+        labeled = label_split.labeled
+        pseudo_labeled = accepted_pseudo_labels(pseudo_labels)
+        # labeled clips first: the sampler tells them from the pseudo-labeled ones by index
+        training = pd.concat([labeled[["video_id", "label"]], pseudo_labeled], ignore_index=True)
+        ids, labels = training.video_id.tolist(), training.label.astype(int).tolist()
+        sampler = MixedBatchSampler(
+            labeled=len(labeled),
+            pseudo_labeled=len(pseudo_labeled),
+            batch_size=action_train.batch_size,
+            labeled_share=labeled_share,
+            steps_per_epoch=action_train.steps_per_epoch,
+            seed=action_train.seed,
+            rank=runtime.rank,
+            world_size=runtime.world_size,
+        )
+        budget = {
+            "action_steps": float(action_train.steps),
+            "action_batch_size": float(action_train.batch_size),
+            "action_labeled_per_batch": float(sampler.labeled_per_batch),
+            "action_pseudo_labeled_per_batch": float(
+                action_train.batch_size - sampler.labeled_per_batch
+            ),
+        }
+        inputs = fingerprint(
+            Path(frames) / "manifest.parquet", split, pseudo_labels, previous / "action.pt"
+        )
 
-    action = load_action_encoder(previous / "action.pt")
-    action_config = {
-        "train": action_train.model_dump(mode="json"),
-        "augment": augment.model_dump(mode="json"),
-        "inputs": inputs,
-    }
-    action_metrics = train_classifier(
-        action.model,
-        store,
-        ids,
-        labels,
-        action.clip,
-        augment,
-        action_train,
-        runtime,
-        checkpoints / "action.pt",
-        action_config,
-        workers=run.workers,
-        log_prefix="action_",
-        batch_sampler=sampler,
-    )
-
-    alignability = load_alignability_model(previous / "alignability.pt")
-    alignability_metrics: dict[str, float] = {}
-    if method == "finepseudo" and alignability_train.epochs > 0:
-        alignability_config = {
-            "train": alignability_train.model_dump(mode="json"),
-            "metric": metric.model_dump(mode="json"),
+        action = load_action_encoder(previous / "action.pt")
+        action_config = {
+            "train": action_train.model_dump(mode="json"),
+            "augment": augment.model_dump(mode="json"),
             "inputs": inputs,
         }
-        alignability_metrics = train_metric(
-            alignability.model,
-            store,
-            ids,
-            labels,
-            alignability.clip,
-            augment,
-            metric,
-            alignability_train,
-            runtime,
-            checkpoints / "alignability.pt",
-            alignability_config,
+        action_metrics = train_classifier(
+            action.model,
+            store=store,
+            video_ids=ids,
+            labels=labels,
+            clip=action.clip,
+            augment=augment,
+            train=action_train,
+            runtime=runtime,
+            checkpoint_path=checkpoints / "action.pt",
+            config=action_config,
             workers=run.workers,
-            log_prefix="alignability_",
+            log_prefix="action_",
+            batch_sampler=sampler,
         )
-        # the score head follows the retrained encoder, fitted on true labels only
-        alignability_metrics["score_fit_loss"] = calibrate_score(
-            alignability,
-            store,
-            labeled.video_id.tolist(),
-            labeled.label.astype(int).tolist(),
-            metric,
-            metric.batch_size,
-            runtime,
-            run.workers,
+
+        alignability = load_alignability_model(previous / "alignability.pt")
+        alignability_metrics: dict[str, float] = {}
+        if method == "finepseudo" and alignability_train.epochs > 0:
+            alignability_config = {
+                "train": alignability_train.model_dump(mode="json"),
+                "metric": metric.model_dump(mode="json"),
+                "inputs": inputs,
+            }
+            alignability_metrics = train_metric(
+                alignability.model,
+                store=store,
+                video_ids=ids,
+                labels=labels,
+                clip=alignability.clip,
+                augment=augment,
+                metric=metric,
+                train=alignability_train,
+                runtime=runtime,
+                checkpoint_path=checkpoints / "alignability.pt",
+                config=alignability_config,
+                workers=run.workers,
+                log_prefix="alignability_",
+            )
+            # the score head follows the retrained encoder, fitted on true labels only
+            alignability_metrics["score_fit_loss"] = calibrate_score(
+                alignability,
+                store=store,
+                video_ids=labeled.video_id.tolist(),
+                labels=labeled.label.astype(int).tolist(),
+                metric=metric,
+                batch_size=metric.batch_size,
+                runtime=runtime,
+                workers=run.workers,
+            )
+        checks, clips = action_checks(
+            action, store, label_split, health, action_train.batch_size, runtime, run.workers
         )
-    checks, clips = action_checks(
-        action, store, label_split, health, action_train.batch_size, runtime, run.workers
-    )
-    action_metrics["health.healthy"] = float(all(c.healthy for c in checks))
-    if alignability_metrics:  # f retrained: check it too
-        f_checks, _ = alignability_checks(
-            alignability,
-            store,
-            label_split,
-            metric,
-            health,
-            alignability_metrics["score_fit_loss"],
-            metric.batch_size,
-            runtime,
-            run.workers,
-        )
-        alignability_metrics["health.healthy"] = float(all(c.healthy for c in f_checks))
-        checks += f_checks
-    report = HealthReport(clips, tuple(checks))
-    if not alignability_metrics:  # f passes through unchanged, and so does its verdict
-        verdict = saved_health(previous / "alignability.pt")
-        if verdict is not None:
-            alignability_metrics["health.healthy"] = float(verdict)
-    if runtime.is_main:
-        save_action_encoder(out / "action.pt", action, action_metrics)
-        save_alignability_model(out / "alignability.pt", alignability, alignability_metrics)
-        for name in ("action.pt", "alignability.pt"):
-            (checkpoints / name).unlink(missing_ok=True)
-    stop_runtime(runtime)
-    return Retraining(action_metrics, alignability_metrics, len(ids), budget, report)
+        action_metrics["health.healthy"] = float(all(c.healthy for c in checks))
+        if alignability_metrics:  # f retrained: check it too
+            f_checks, _ = alignability_checks(
+                alignability,
+                store,
+                label_split,
+                metric,
+                health,
+                alignability_metrics["score_fit_loss"],
+                metric.batch_size,
+                runtime,
+                run.workers,
+            )
+            alignability_metrics["health.healthy"] = float(all(c.healthy for c in f_checks))
+            checks += f_checks
+        report = HealthReport(clips, tuple(checks))
+        if not alignability_metrics:  # f passes through unchanged, and so does its verdict
+            verdict = saved_health(previous / "alignability.pt")
+            if verdict is not None:
+                alignability_metrics["health.healthy"] = float(verdict)
+        if runtime.is_main:
+            save_action_encoder(out / "action.pt", action, action_metrics)
+            save_alignability_model(out / "alignability.pt", alignability, alignability_metrics)
+            for name in ("action.pt", "alignability.pt"):
+                (checkpoints / name).unlink(missing_ok=True)
+        return Retraining(action_metrics, alignability_metrics, len(ids), budget, report)

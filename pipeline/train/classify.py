@@ -35,6 +35,7 @@ class ClassifyObjective(nn.Module):
 
 def train_classifier(
     model: nn.Module,
+    *,
     store: FrameStore,
     video_ids: list[str],
     labels: list[int],
@@ -63,10 +64,10 @@ def train_classifier(
     )
     return fit(
         ClassifyObjective(model),
-        loader,
-        train,
-        runtime,
-        checkpoint_path,
-        config,
+        loader=loader,
+        train=train,
+        runtime=runtime,
+        checkpoint_path=checkpoint_path,
+        config=config,
         log_prefix=log_prefix,
     )

@@ -51,6 +51,7 @@ class GitdlObjective(nn.Module):
 
 def train_gitdl(
     encoder: nn.Module,
+    *,
     store: FrameStore,
     video_ids: list[str],
     clip: ClipParams,
@@ -64,4 +65,11 @@ def train_gitdl(
     """Pretrain `encoder` in place on `video_ids`, labels unused; returns the last metrics."""
     dataset = GlobalLocalDataset(store, video_ids, clip, augment, gitdl.local_span, seed=gitdl.seed)
     loader = training_loader(dataset, runtime, workers, gitdl.seed, batch_size=gitdl.batch_size)
-    return fit(GitdlObjective(encoder, gitdl), loader, gitdl, runtime, checkpoint_path, config)
+    return fit(
+        GitdlObjective(encoder, gitdl),
+        loader=loader,
+        train=gitdl,
+        runtime=runtime,
+        checkpoint_path=checkpoint_path,
+        config=config,
+    )

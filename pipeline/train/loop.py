@@ -20,8 +20,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.config import ScheduleParams
-from pipeline.train.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.train.runtime import Runtime, distribute, unwrap
 from pipeline.train.schedule import warmup_cosine
 
@@ -38,6 +38,7 @@ def to_device(batch: Any, device: torch.device) -> Any:
 
 def train_one_epoch(
     objective: nn.Module,
+    *,
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
@@ -103,6 +104,7 @@ def _set_epoch(loader: DataLoader, epoch: int) -> None:
 
 def fit(
     objective: nn.Module,
+    *,
     loader: DataLoader,
     train: ScheduleParams,
     runtime: Runtime,
@@ -147,7 +149,14 @@ def fit(
         torch.manual_seed(train.seed * 100_003 + epoch)  # dropout and the like replay on resume
         _set_epoch(loader, epoch)
         metrics = train_one_epoch(
-            model, loader, optimizer, scheduler, scaler, runtime, train.grad_clip, epoch
+            model,
+            loader=loader,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            runtime=runtime,
+            grad_clip=train.grad_clip,
+            epoch=epoch,
         )
         if not runtime.is_main:
             continue

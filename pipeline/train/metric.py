@@ -58,6 +58,7 @@ def batch_classes(metric: MetricParams, labels: list[int]) -> int:
 
 def train_metric(
     model: AlignabilityModel,
+    *,
     store: FrameStore,
     video_ids: list[str],
     labels: list[int],
@@ -88,11 +89,11 @@ def train_metric(
     objective = MetricObjective(model, metric)
     return fit(
         objective,
-        loader,
-        train,
-        runtime,
-        checkpoint_path,
-        config,
+        loader=loader,
+        train=train,
+        runtime=runtime,
+        checkpoint_path=checkpoint_path,
+        config=config,
         evaluate=evaluate,
         evaluate_every=metric.verify_every,
         log_prefix=log_prefix,

@@ -6,6 +6,8 @@ logs and saves.
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -57,6 +59,17 @@ def start_runtime(device: str = "auto", threads: int = 0) -> Runtime:
 def stop_runtime(runtime: Runtime) -> None:
     if runtime.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def running(device: str = "auto", threads: int = 0) -> Iterator[Runtime]:
+    """`start_runtime` for the block, and `stop_runtime` after it however it ends (an error or
+    an interrupt must not leave a torchrun process group behind)."""
+    runtime = start_runtime(device, threads)
+    try:
+        yield runtime
+    finally:
+        stop_runtime(runtime)
 
 
 def distribute(module: nn.Module, runtime: Runtime) -> nn.Module:
