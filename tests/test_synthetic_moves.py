@@ -14,7 +14,7 @@ from pipeline.data.synthetic.design import CLASS_COUNT
 from pipeline.data.synthetic.factors import sample_factors
 from pipeline.data.synthetic.moves_design import MOVE_CLASSES, move_group
 from pipeline.data.synthetic.moves_motion import MOVE_SEGMENT_SHARES
-from pipeline.data.synthetic.render import render_motion
+from pipeline.data.synthetic.render import frame_width, render_motion
 from pipeline.data.synthetic.variants import VARIANTS, group_indices
 from pipeline.data.synthetic.writer import SPLIT_FILES, VOCAB_FILE, synthesize_dataset
 
@@ -71,7 +71,7 @@ def test_moves_dataset_is_deterministic_and_in_the_diving48_layout(tmp_path: Pat
     assert sorted(item["label"] for item in items) == list(range(7))
     for item in items:
         frames = _decode(first, item["vid_name"])
-        assert frames.shape == (item["end_frame"] + 1, 32, 32, 3)
+        assert frames.shape == (item["end_frame"] + 1, 32, frame_width(TINY_MOVES), 3)
         assert np.array_equal(frames, _decode(second, item["vid_name"]))
     # the poses benchmark of the same settings is another dataset
     poses = tmp_path / "poses"
@@ -82,7 +82,7 @@ def test_moves_dataset_is_deterministic_and_in_the_diving48_layout(tmp_path: Pat
 @pytest.mark.parametrize(("a", "b"), [(0, 1), (0, 5), (2, 3), (6, 11), (18, 23)])
 def test_classes_of_a_group_hold_the_same_frames_in_another_order(a: int, b: int) -> None:
     assert move_group(MOVE_CLASSES[a]) == move_group(MOVE_CLASSES[b])
-    settings = SynthesizeParams(variant="moves", size=48)
+    settings = SynthesizeParams(variant="moves", size=48, aspect=1.0)
     for seed in (a, b):
         factors = _even_factors(seed, settings)
         first, second = _render(a, factors, settings), _render(b, factors, settings)
@@ -97,7 +97,7 @@ def test_most_single_frames_of_other_groups_look_alike(a: int, b: int) -> None:
     """Classes of different groups share their rests and two of their three moves: most
     frames of one have a near-identical frame in the other, some (the third move) do not."""
     assert move_group(MOVE_CLASSES[a]) != move_group(MOVE_CLASSES[b])
-    settings = SynthesizeParams(variant="moves", size=48)
+    settings = SynthesizeParams(variant="moves", size=48, aspect=1.0)
     factors = _even_factors(0, settings)
     first, second = _render(a, factors, settings), _render(b, factors, settings)
     flat_a = first.reshape(len(first), -1).astype(float)

@@ -69,6 +69,7 @@ def nonparametric_accuracy(
 @torch.no_grad()
 def alignability_checks(
     saved: SavedAlignabilityModel,
+    *,
     store: FrameStore,
     split: LabelSplit,
     metric: MetricParams,
@@ -88,12 +89,12 @@ def alignability_checks(
     def embed(ids: list[str]) -> torch.Tensor:
         return embed_videos(
             saved.model,
-            store,
-            ids,
-            saved.clip,
-            batch_size,
-            runtime.device,
-            workers,
+            store=store,
+            video_ids=ids,
+            clip=saved.clip,
+            batch_size=batch_size,
+            device=runtime.device,
+            workers=workers,
             description="health: alignability encoder",
         )  # (N, T, d)
 
@@ -123,6 +124,7 @@ def alignability_checks(
 
 def action_checks(
     saved: SavedActionEncoder,
+    *,
     store: FrameStore,
     split: LabelSplit,
     settings: HealthParams,
@@ -134,9 +136,9 @@ def action_checks(
     clips, where = health_clips(split)
     probabilities = predict_videos(
         saved.model,
-        store,
-        clips.video_id.tolist(),
-        saved.clip,
+        store=store,
+        video_ids=clips.video_id.tolist(),
+        clip=saved.clip,
         windows=1,
         crops=1,
         batch_size=batch_size,

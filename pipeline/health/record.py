@@ -8,8 +8,8 @@ from pathlib import Path
 import mlflow
 
 from pipeline.atomic import atomic_output
+from pipeline.checkpoint import load_checkpoint
 from pipeline.health.checks import HealthReport
-from pipeline.train.checkpoint import load_checkpoint
 
 HEALTH_DIR = "health"  # beside dvc.yaml: health/<stage>.json, the latest report of each stage
 

@@ -71,7 +71,13 @@ def finetune(
             workers=run.workers,
         )
         checks, clips = action_checks(
-            saved, store, label_split, health, train.batch_size, runtime, run.workers
+            saved,
+            store=store,
+            split=label_split,
+            settings=health,
+            batch_size=train.batch_size,
+            runtime=runtime,
+            workers=run.workers,
         )
         report = HealthReport(clips, tuple(checks))
         metrics["health.healthy"] = float(report.healthy)

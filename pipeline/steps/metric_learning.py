@@ -142,14 +142,14 @@ def learn_alignability(
         )
         checks, clips = alignability_checks(
             saved,
-            store,
-            load_split(split),
-            metric,
-            health,
-            metrics["score_fit_loss"],
-            evaluation.batch_size,
-            runtime,
-            run.workers,
+            store=store,
+            split=load_split(split),
+            metric=metric,
+            settings=health,
+            score_loss=metrics["score_fit_loss"],
+            batch_size=evaluation.batch_size,
+            runtime=runtime,
+            workers=run.workers,
         )
         report = HealthReport(clips, tuple(checks))
         metrics["health.healthy"] = float(report.healthy)  # read by pseudo_label

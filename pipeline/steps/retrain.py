@@ -155,20 +155,26 @@ def retrain(
                 workers=run.workers,
             )
         checks, clips = action_checks(
-            action, store, label_split, health, action_train.batch_size, runtime, run.workers
+            action,
+            store=store,
+            split=label_split,
+            settings=health,
+            batch_size=action_train.batch_size,
+            runtime=runtime,
+            workers=run.workers,
         )
         action_metrics["health.healthy"] = float(all(c.healthy for c in checks))
         if alignability_metrics:  # f retrained: check it too
             f_checks, _ = alignability_checks(
                 alignability,
-                store,
-                label_split,
-                metric,
-                health,
-                alignability_metrics["score_fit_loss"],
-                metric.batch_size,
-                runtime,
-                run.workers,
+                store=store,
+                split=label_split,
+                metric=metric,
+                settings=health,
+                score_loss=alignability_metrics["score_fit_loss"],
+                batch_size=metric.batch_size,
+                runtime=runtime,
+                workers=run.workers,
             )
             alignability_metrics["health.healthy"] = float(all(c.healthy for c in f_checks))
             checks += f_checks
