@@ -28,7 +28,7 @@ import torch
 from pipeline.config import load_params
 from pipeline.data.frames import FrameStore
 from pipeline.data.splits import hold_out_validation, shuffled, training_videos_by_class
-from pipeline.evaluate.multiview import predict_videos
+from pipeline.inference.multiview import predict_videos
 from pipeline.models.registry import build_action_encoder
 from pipeline.models.weights import load_backbone_weights
 from pipeline.train.classify import train_classifier

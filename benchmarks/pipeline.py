@@ -109,7 +109,7 @@ def training_split(client: MlflowClient, run: Run, prefix: str) -> dict[str, flo
     of the training logged under `prefix` in `run`; None when it logged none."""
     history = {
         key: client.get_metric_history(run.info.run_id, f"{prefix}{key}")
-        for key in ("epoch_seconds", "data_wait_fraction", "clips_per_second", "evaluate_seconds")
+        for key in ("epoch_seconds", "data_wait_fraction", "clips_per_second", "monitor_seconds")
     }
     rates = history["clips_per_second"]
     if not rates:
@@ -129,7 +129,7 @@ def training_split(client: MlflowClient, run: Run, prefix: str) -> dict[str, flo
     return {
         "training": training,
         "data": data,
-        "evaluate": sum(m.value for m in history["evaluate_seconds"]),
+        "evaluate": sum(m.value for m in history["monitor_seconds"]),
         "items_per_second": float(np.median([m.value for m in rates])),
         "estimated": estimated,
     }

@@ -17,12 +17,12 @@ from pipeline.config import ScheduleParams, load_params
 from pipeline.data.datasets import ClipDataset, GlobalLocalDataset
 from pipeline.data.frames import FrameStore
 from pipeline.models.registry import build_action_encoder, build_alignability_model
+from pipeline.objectives.classify import ClassifyObjective
+from pipeline.objectives.gitdl import GitdlObjective
+from pipeline.objectives.metric import MetricObjective
 from pipeline.train.balanced_sampler import ClassBalancedBatchSampler
-from pipeline.train.classify import ClassifyObjective
-from pipeline.train.gitdl import GitdlObjective
 from pipeline.train.loader import training_loader
 from pipeline.train.loop import train_one_epoch
-from pipeline.train.metric import MetricObjective
 from pipeline.train.runtime import start_runtime
 from pipeline.train.schedule import warmup_cosine
 

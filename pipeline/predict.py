@@ -16,7 +16,7 @@ from pipeline.config import ClipParams, EvaluateParams, ExtractParams
 from pipeline.data.augment import eval_views
 from pipeline.data.clips import evenly_spaced_windows
 from pipeline.data.decoder import DecodeSettings, VideoFailure, decode_video
-from pipeline.evaluate.multiview import view_probabilities
+from pipeline.inference.multiview import view_probabilities
 from pipeline.models.saved import load_action_encoder
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import mlflow
 
+from pipeline.assessment.plots import plot_score_histograms
 from pipeline.config import load_stage_params
-from pipeline.evaluate.plots import plot_score_histograms
 from pipeline.health.record import record_health
 from pipeline.steps.metric_learning import learn_alignability
 from pipeline.subsets import tag_metric_subsets

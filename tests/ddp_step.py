@@ -13,7 +13,7 @@ from torch.utils.data import TensorDataset
 
 from pipeline.config import ActionEncoderParams, TrainParams
 from pipeline.models.registry import build_action_encoder
-from pipeline.train.classify import ClassifyObjective
+from pipeline.objectives.classify import ClassifyObjective
 from pipeline.train.loader import training_loader
 from pipeline.train.loop import fit
 from pipeline.train.runtime import start_runtime, stop_runtime

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import MetricParams
+from pipeline.models.score import AlignabilityScore, fit_score
 from pipeline.objectives.gitdl import gitdl_loss
 from pipeline.objectives.metric import alignability_metric_loss
-from pipeline.objectives.score import AlignabilityScore, fit_score
 from pipeline.objectives.triplet import alignability_triplet_loss, hard_triplets
 from pipeline.train.balanced_sampler import ClassBalancedBatchSampler
 from pipeline.train.metric import batch_classes

@@ -81,7 +81,7 @@ def test_resuming_continues_exactly_where_a_stopped_run_left_off(tmp_path):
             runtime=runtime,
             checkpoint_path=tmp_path / "resumed" / "ckpt.pt",
             config={"run": 1},
-            evaluate=stop_in_second_epoch,
+            monitor=stop_in_second_epoch,
         )
     assert load_checkpoint(tmp_path / "resumed" / "ckpt.pt")["epoch"] == 0  # epoch 1 never saved
     resumed, _ = _fit(tmp_path / "resumed", epochs=4)
@@ -99,7 +99,7 @@ def test_evaluation_runs_every_n_epochs_and_after_the_last(tmp_path):
     objective.register_forward_hook(lambda *_: steps.append(1))
     epochs_done = []
 
-    def evaluate():
+    def monitor():
         epochs_done.append(len(steps) // len(loader))
         return {"evaluations": float(len(epochs_done))}
 
@@ -110,8 +110,8 @@ def test_evaluation_runs_every_n_epochs_and_after_the_last(tmp_path):
         runtime=runtime,
         checkpoint_path=tmp_path / "ckpt.pt",
         config={"run": 1},
-        evaluate=evaluate,
-        evaluate_every=3,
+        monitor=monitor,
+        monitor_every=3,
     )
     assert epochs_done == [3, 6, 7]
     assert metrics["evaluations"] == 3.0

@@ -10,7 +10,7 @@ from pipeline.config import AugmentParams, ClipParams, GitdlParams, HealthParams
 from pipeline.data.datasets import GlobalLocalDataset
 from pipeline.data.frames import FrameStore
 from pipeline.health.checks import Check, below_chance
-from pipeline.train.gitdl import GitdlObjective
+from pipeline.objectives.gitdl import GitdlObjective
 from pipeline.train.runtime import Runtime
 
 

@@ -1,9 +1,10 @@
 """The figures of f and g that the health checks compare with chance, on held-out clips.
 
-Clips: the split's validation hold-out (splits.validation_fraction > 0). Without one, the
-labeled training clips stand in, and the report says so: then f's non-parametric accuracy
-leaves each clip out of its own exemplars, and every figure is an optimistic one (the
-encoders trained on those clips), so an unhealthy verdict there is all the more telling.
+Clips: the split's validation hold-out (splits.validation_fraction > 0). Without one (or
+when it holds no two clips of one class), the labeled training clips stand in, and the
+report says so: then f's non-parametric accuracy leaves each clip out of its own exemplars,
+and every figure is an optimistic one (the encoders trained on those clips), so an
+unhealthy verdict there is all the more telling.
 """
 
 import math
@@ -13,12 +14,10 @@ import pandas as pd
 import torch
 
 from pipeline.align.distance import pairwise_distance
+from pipeline.assessment.verification import verify_pairs
 from pipeline.config import HealthParams, MetricParams
 from pipeline.data.frames import FrameStore
-from pipeline.data.splits import LabelSplit
-from pipeline.evaluate.embedding import embed_videos
-from pipeline.evaluate.multiview import predict_videos
-from pipeline.evaluate.verification import verify_pairs
+from pipeline.data.splits import LabelSplit, monitoring_set
 from pipeline.health.checks import (
     Check,
     above_chance,
@@ -26,18 +25,27 @@ from pipeline.health.checks import (
     embedding_spread,
     same_class_pair_share,
 )
+from pipeline.inference.embedding import embed_videos
+from pipeline.inference.multiview import predict_videos
 from pipeline.models.saved import SavedActionEncoder, SavedAlignabilityModel
 from pipeline.train.runtime import Runtime
 
 
-def health_clips(split: LabelSplit) -> tuple[pd.DataFrame, str]:
-    """video_id, label of the clips health is measured on, and a phrase naming them."""
-    if len(split.validation):
-        return split.validation, f"validation ({len(split.validation)} clips)"
-    labeled = split.labeled[["video_id", "label"]]
-    return labeled, (
-        f"the labeled training clips ({len(labeled)}; no validation hold-out, "
-        "splits.validation_fraction is 0)"
+def health_clips(split: LabelSplit) -> tuple[pd.DataFrame, str, bool]:
+    """video_id, label of the clips health is measured on (the monitoring clips,
+    pipeline.data.splits.monitoring_set), a phrase naming them, and whether they are the
+    labeled training clips (then f's exemplars are the clips themselves)."""
+    clips, subset = monitoring_set(split)
+    clips = clips[["video_id", "label"]]
+    if subset == "validation":
+        return clips, f"validation ({len(clips)} clips)", False
+    return (
+        clips,
+        (
+            f"the labeled training clips ({len(clips)}; the validation hold-out holds no two clips "
+            "of one class)"
+        ),
+        True,
     )
 
 
@@ -82,7 +90,7 @@ def alignability_checks(
     """f's checks: verification AP against the same-class pair share, the non-parametric
     accuracy (exemplars: the labeled clips) against 1/C, the embedding spread against
     collapse, and the score head's fit loss `score_loss` against ln 2."""
-    clips, where = health_clips(split)
+    clips, where, leave_self_out = health_clips(split)
     labels = clips.label.to_numpy(dtype=np.int64)
     classes = len(split.classes)
 
@@ -99,7 +107,6 @@ def alignability_checks(
         )  # (N, T, d)
 
     embedded = embed(clips.video_id.tolist())
-    leave_self_out = not len(split.validation)
     labeled = split.labeled
     exemplars = embedded if leave_self_out else embed(labeled.video_id.tolist())
     exemplar_labels = labeled.label.to_numpy(dtype=np.int64)
@@ -133,7 +140,7 @@ def action_checks(
     workers: int = 0,
 ) -> tuple[list[Check], str]:
     """g's check: its top-1 (one central view per clip) against 1/C."""
-    clips, where = health_clips(split)
+    clips, where, _ = health_clips(split)
     probabilities = predict_videos(
         saved.model,
         store=store,

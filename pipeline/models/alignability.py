@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pipeline.models.vtn import AlignabilityEncoder
-from pipeline.objectives.score import AlignabilityScore
+from pipeline.models.score import AlignabilityScore
 
 
 class AlignabilityModel(nn.Module):

@@ -6,7 +6,7 @@ from pipeline.config import ActionEncoderParams, AlignabilityEncoderParams
 from pipeline.models.action import TinyR2Plus1D, r2plus1d_paper
 from pipeline.models.alignability import AlignabilityModel
 from pipeline.models.vtn import AlignabilityEncoder, SmallCNN, torchvision_backbone
-from pipeline.objectives.score import AlignabilityScore
+from pipeline.models.score import AlignabilityScore
 
 
 def build_action_encoder(params: ActionEncoderParams, num_classes: int) -> nn.Module:

@@ -1,1 +1,2 @@
-"""Training objectives: GITDL pretraining, alignability triplet loss and score."""
+"""Training objectives, each in one module with its loss and the module that computes it on a
+batch: GITDL pretraining, alignability metric learning (triplet and score), classification."""

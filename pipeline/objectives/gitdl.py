@@ -8,6 +8,9 @@ frames close in time to the anchor are only weak negatives and the embedding sta
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from pipeline.config import GitdlParams
 
 
 def _one_direction(
@@ -67,3 +70,33 @@ def gitdl_loss(
     global_to_local = _one_direction(sim, log_weights, mask)  # (B',)
     local_to_global = _one_direction(sim.transpose(1, 2), log_weights, mask)  # w is symmetric
     return 0.5 * (global_to_local + local_to_global).mean()
+
+
+def _shared(z: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Pick the shared frames out of a clip's projections: (B, T, p), (B, n) -> (B, n, p)."""
+    return z.gather(1, positions[..., None].expand(-1, -1, z.shape[-1]))
+
+
+class GitdlObjective(nn.Module):
+    """A batch of global/local pairs -> the GITDL loss on the frames both clips share."""
+
+    def __init__(self, encoder: nn.Module, gitdl: GitdlParams) -> None:
+        super().__init__()
+        self.encoder, self.gitdl = encoder, gitdl
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # One pass over both views keeps BatchNorm statistics common to them.
+        clips = torch.cat([batch["global"], batch["local"]])  # (2B, 3, T, H, W)
+        z_global, z_local = (
+            self.encoder.project(self.encoder(clips)).float().chunk(2)
+        )  # (B, T, p) each
+        loss = gitdl_loss(
+            _shared(z_global, batch["global_pos"]),
+            _shared(z_local, batch["local_pos"]),
+            batch["timestamps"],
+            batch["valid"],
+            tau=self.gitdl.tau,
+            beta=self.gitdl.beta,
+            sigma=self.gitdl.sigma,
+        )
+        return {"loss": loss, "shared_frames": batch["valid"].float().sum(1).mean()}

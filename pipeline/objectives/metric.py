@@ -4,8 +4,12 @@ ablations of the paper's Table 5 (triplet only, score only)."""
 from typing import Literal, get_args
 
 import torch
+from torch import nn
 
-from pipeline.objectives.score import AlignabilityScore
+from pipeline.align.distance import pairwise_distance
+from pipeline.config import MetricParams
+from pipeline.models.alignability import AlignabilityModel
+from pipeline.models.score import AlignabilityScore
 from pipeline.objectives.triplet import alignability_triplet_loss
 
 MetricLoss = Literal["triplet_score", "triplet", "score"]
@@ -48,3 +52,32 @@ def alignability_metric_loss(
         "score": score_loss,
         "n_triplets": torch.tensor(n_triplets, device=distances.device),
     }
+
+
+class MetricObjective(nn.Module):
+    """(clips (B, 3, T, H, W), labels (B,)) -> L_trip + lambda L_score and their parts."""
+
+    def __init__(self, model: AlignabilityModel, metric: MetricParams) -> None:
+        super().__init__()
+        self.model, self.metric = model, metric
+
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        clips, labels = batch
+        embeddings = self.model(clips).float()  # (B, T, d); softDTW wants full precision
+        distances = pairwise_distance(
+            embeddings, embeddings, self.metric.distance, self.metric.gamma, self.metric.band
+        )  # (B, B)
+        losses = alignability_metric_loss(
+            distances,
+            labels,
+            self.model.score,
+            margin=self.metric.margin,
+            score_weight=self.metric.score_weight,
+            loss=self.metric.loss,
+        )
+        return {
+            "loss": losses["total"],
+            "triplet_loss": losses["triplet"],
+            "score_loss": losses["score"],
+            "hard_triplets": losses["n_triplets"].float(),
+        }

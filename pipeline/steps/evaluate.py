@@ -8,13 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.assessment.classification import (
+    classification_metrics,
+    confusion_matrix,
+    per_class_table,
+)
+from pipeline.assessment.plots import plot_confusion
 from pipeline.atomic import atomic_output
 from pipeline.config import EvaluateParams, RunParams
 from pipeline.data.frames import FrameStore
 from pipeline.data.splits import evaluation_set
-from pipeline.evaluate.metrics import classification_metrics, confusion_matrix, per_class_table
-from pipeline.evaluate.multiview import predict_videos
-from pipeline.evaluate.plots import plot_confusion
+from pipeline.inference.multiview import predict_videos
 from pipeline.models.saved import SavedActionEncoder, load_action_encoder
 from pipeline.train.runtime import running
 

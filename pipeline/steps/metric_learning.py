@@ -10,19 +10,19 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.align.distance import typical_distance
+from pipeline.assessment.verification import Verification, verify_pairs
 from pipeline.config import AugmentParams, EvaluateParams, HealthParams, MetricParams, RunParams
 from pipeline.data.frames import FrameStore
 from pipeline.data.splits import load_split, monitoring_set
-from pipeline.evaluate.embedding import embed_videos
-from pipeline.evaluate.verification import Verification, verify_pairs
 from pipeline.health.checks import HealthReport
 from pipeline.health.measure import alignability_checks
+from pipeline.inference.embedding import embed_videos
 from pipeline.models.saved import (
     SavedAlignabilityModel,
     load_alignability_model,
     save_alignability_model,
 )
-from pipeline.objectives.score import AlignabilityScore
+from pipeline.models.score import AlignabilityScore
 from pipeline.steps.fingerprint import fingerprint
 from pipeline.train.metric import train_metric
 from pipeline.train.runtime import Runtime, running
@@ -103,7 +103,7 @@ def learn_alignability(
             workers=run.workers,
         )
 
-        def evaluate() -> dict[str, float]:
+        def monitor() -> dict[str, float]:
             result = verify()
             return {
                 "verification_ap": result.average_precision,
@@ -127,7 +127,7 @@ def learn_alignability(
             runtime=runtime,
             checkpoint_path=checkpoint,
             config=config,
-            evaluate=evaluate if runtime.is_main else None,
+            monitor=monitor if runtime.is_main else None,
             workers=run.workers,
         )
         metrics["score_fit_loss"] = calibrate_score(

@@ -16,9 +16,9 @@ from pipeline.align.distance import pairwise_distance
 from pipeline.config import MetricParams, PseudoLabelParams, RunParams
 from pipeline.data.frames import FrameStore
 from pipeline.data.splits import LabelSplit, load_split
-from pipeline.evaluate.embedding import embed_videos
-from pipeline.evaluate.multiview import predict_videos
 from pipeline.health.record import saved_health
+from pipeline.inference.embedding import embed_videos
+from pipeline.inference.multiview import predict_videos
 from pipeline.models.saved import SavedActionEncoder, load_action_encoder, load_alignability_model
 from pipeline.pseudo.acceptance import decide
 from pipeline.pseudo.nonparametric import class_scores, nonparametric_probs, select_exemplars

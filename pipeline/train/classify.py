@@ -4,33 +4,16 @@ set and retraining on labeled plus accepted pseudo-labeled clips."""
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Sampler
 
 from pipeline.config import AugmentParams, ClipParams, TrainParams
 from pipeline.data.datasets import ClipDataset
 from pipeline.data.frames import FrameStore
+from pipeline.objectives.classify import ClassifyObjective
 from pipeline.train.loader import training_loader
 from pipeline.train.loop import fit
 from pipeline.train.runtime import Runtime
-
-
-class ClassifyObjective(nn.Module):
-    """(clips (B, 3, T, H, W), labels (B,)) -> cross-entropy loss and batch accuracy."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
-        clips, labels = batch
-        logits = self.model(clips)  # (B, classes)
-        return {
-            "loss": F.cross_entropy(logits.float(), labels),
-            "accuracy": (logits.argmax(1) == labels).float().mean(),
-        }
 
 
 def train_classifier(

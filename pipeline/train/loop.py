@@ -110,15 +110,15 @@ def fit(
     runtime: Runtime,
     checkpoint_path: str | Path,
     config: dict[str, Any],
-    evaluate: Callable[[], dict[str, float]] | None = None,
-    evaluate_every: int = 1,
+    monitor: Callable[[], dict[str, float]] | None = None,
+    monitor_every: int = 1,
     log_prefix: str = "",
 ) -> dict[str, float]:
     """Train `objective` for `train.epochs` epochs and return the last epoch's metrics.
 
     A checkpoint is written to `checkpoint_path` after every epoch; when one exists whose
-    config equals `config`, training resumes after its epoch. `evaluate`, when given, runs on
-    the main process after every `evaluate_every` epochs and after the last (the objective
+    config equals `config`, training resumes after its epoch. `monitor`, when given, runs on
+    the main process after every `monitor_every` epochs and after the last (the objective
     trains its modules in place, so the caller's references see the current weights); its
     first metric is tracked as the best.
     Metrics go to MLflow as `<log_prefix><name>`, so one run can hold two trainings.
@@ -160,14 +160,14 @@ def fit(
         )
         if not runtime.is_main:
             continue
-        due = (epoch + 1) % evaluate_every == 0 or epoch == train.epochs - 1
-        if evaluate is not None and due:
-            evaluate_started = time.perf_counter()
-            evaluated = evaluate()
-            first = next(iter(evaluated.values()), None)
+        due = (epoch + 1) % monitor_every == 0 or epoch == train.epochs - 1
+        if monitor is not None and due:
+            monitor_started = time.perf_counter()
+            monitored = monitor()
+            first = next(iter(monitored.values()), None)
             best = first if best is None or (first is not None and first > best) else best
-            metrics |= evaluated
-            metrics["evaluate_seconds"] = time.perf_counter() - evaluate_started
+            metrics |= monitored
+            metrics["monitor_seconds"] = time.perf_counter() - monitor_started
         if mlflow.active_run() is not None:
             mlflow.log_metrics({f"{log_prefix}{k}": v for k, v in metrics.items()}, step=epoch)
         print(f"epoch {epoch}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))

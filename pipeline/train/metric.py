@@ -6,48 +6,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
-from pipeline.align.distance import pairwise_distance
 from pipeline.config import AugmentParams, ClipParams, MetricParams, ScheduleParams
 from pipeline.data.datasets import ClipDataset
 from pipeline.data.frames import FrameStore
 from pipeline.models.alignability import AlignabilityModel
-from pipeline.objectives.metric import alignability_metric_loss
+from pipeline.objectives.metric import MetricObjective
 from pipeline.train.balanced_sampler import ClassBalancedBatchSampler
 from pipeline.train.loader import training_loader
 from pipeline.train.loop import fit
 from pipeline.train.runtime import Runtime
-
-
-class MetricObjective(nn.Module):
-    """(clips (B, 3, T, H, W), labels (B,)) -> L_trip + lambda L_score and their parts."""
-
-    def __init__(self, model: AlignabilityModel, metric: MetricParams) -> None:
-        super().__init__()
-        self.model, self.metric = model, metric
-
-    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
-        clips, labels = batch
-        embeddings = self.model(clips).float()  # (B, T, d); softDTW wants full precision
-        distances = pairwise_distance(
-            embeddings, embeddings, self.metric.distance, self.metric.gamma, self.metric.band
-        )  # (B, B)
-        losses = alignability_metric_loss(
-            distances,
-            labels,
-            self.model.score,
-            margin=self.metric.margin,
-            score_weight=self.metric.score_weight,
-            loss=self.metric.loss,
-        )
-        return {
-            "loss": losses["total"],
-            "triplet_loss": losses["triplet"],
-            "score_loss": losses["score"],
-            "hard_triplets": losses["n_triplets"].float(),
-        }
 
 
 def batch_classes(metric: MetricParams, labels: list[int]) -> int:
@@ -69,7 +36,7 @@ def train_metric(
     runtime: Runtime,
     checkpoint_path: str | Path,
     config: dict[str, Any],
-    evaluate: Callable[[], dict[str, float]] | None = None,
+    monitor: Callable[[], dict[str, float]] | None = None,
     workers: int = 0,
     log_prefix: str = "",
 ) -> dict[str, float]:
@@ -94,7 +61,7 @@ def train_metric(
         runtime=runtime,
         checkpoint_path=checkpoint_path,
         config=config,
-        evaluate=evaluate,
-        evaluate_every=metric.verify_every,
+        monitor=monitor,
+        monitor_every=metric.verify_every,
         log_prefix=log_prefix,
     )

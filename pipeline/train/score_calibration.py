@@ -1,5 +1,5 @@
 """Fitting the alignability score head to a trained encoder's distances, after metric learning
-and after each round's retraining of f (why it is refitted: pipeline/objectives/score.py)."""
+and after each round's retraining of f (why it is refitted: pipeline/models/score.py)."""
 
 import numpy as np
 import torch
@@ -7,9 +7,9 @@ import torch
 from pipeline.align.distance import pairwise_distance
 from pipeline.config import MetricParams
 from pipeline.data.frames import FrameStore
-from pipeline.evaluate.embedding import embed_videos
+from pipeline.inference.embedding import embed_videos
 from pipeline.models.saved import SavedAlignabilityModel
-from pipeline.objectives.score import fit_score
+from pipeline.models.score import fit_score
 from pipeline.train.runtime import Runtime
 
 
@@ -25,7 +25,7 @@ def calibrate_score(
     workers: int,
 ) -> float:
     """Fit the score head to the trained encoder's distances between labeled clips (why:
-    pipeline.objectives.score); at most `metric.score_fit_clips` of them, drawn with the
+    pipeline.models.score); at most `metric.score_fit_clips` of them, drawn with the
     metric's seed, so the pairs stay within memory on large datasets. Returns the fit's final
     loss."""
     max_clips = metric.score_fit_clips

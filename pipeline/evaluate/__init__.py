@@ -1,1 +1,0 @@
-"""Evaluation of the action encoder: multi-view prediction, accuracy metrics and plots."""

@@ -1,0 +1,2 @@
+"""Forward passes of the trained encoders over whole videos: frame embeddings and multi-view
+class probabilities."""
