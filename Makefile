@@ -31,7 +31,7 @@ test: setup
 
 test-fast: setup
 	ruff check .
-	pytest -m "not slow"
+	pytest -m "not slow and not cluster"
 
 lint: setup
 	ruff check .

@@ -44,7 +44,7 @@ OVERRIDES = {
     "splits": {"fractions": [0.5, 0.34], "seeds": [0]},
     "metric_learning": {"epochs": 1},
     "finetune": {"epochs": 1},
-    "pseudo_label": {"threshold": 0.0},
+    "pseudo_label": {"threshold": 0.0, "collaborative_threshold": 0.0},
     "self_training": {"rounds": {"round_1": "round_0"}},
 }
 EXPERIMENT = re.compile(r"(supervised|finepseudo)-f[0-9.]+-s0-[0-9]{4}-[0-9]{6}")

@@ -15,7 +15,11 @@ import torchvision
 import yaml
 from mlflow.tracking import MlflowClient
 from prefect import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+)
 from prefect.states import State
 from test_flows import task_log, task_runs
 from tiny_project import make_project, run
@@ -152,7 +156,11 @@ def test_the_stage_log_and_the_flow_task_show_it(broken: tuple[Path, State]) -> 
     assert any("metric_learning is unhealthy: ['verification_ap'" in line for line in log)
     with get_client(sync_client=True) as client:
         (artifact,) = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["health-metric-learning"]))
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["health-metric-learning"]),
+                # other flow tests of the session report to the same server
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
+            )
         )
     assert "**metric_learning: unhealthy**" in artifact.data
     assert "| f_embedding_spread |" in artifact.data and "UNHEALTHY" in artifact.data

@@ -50,7 +50,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = make_project(
         tmp_path_factory.mktemp("pipeline") / "project",
         {
-            "pseudo_label": {"threshold": 0.0, "collaborative_threshold": 0.0},
+            "pseudo_label": {
+                "threshold": 0.0,
+                "collaborative_threshold": 0.0,
+                # the tiny f is unhealthy; these tests follow the collaborative rule itself
+                "unhealthy_alignability": "use",
+            },
             "splits": {"validation_fraction": 0.34},
         },
     )
