@@ -13,7 +13,7 @@ from pipeline.align.distance import typical_distance
 from pipeline.assessment.verification import Verification, verify_pairs
 from pipeline.config import AugmentParams, EvaluateParams, HealthParams, MetricParams, RunParams
 from pipeline.data.frames import FrameStore
-from pipeline.data.splits import load_split, monitoring_set
+from pipeline.data.splits import LabelSplit, load_split, monitoring_set
 from pipeline.health.checks import HealthReport
 from pipeline.health.measure import alignability_checks
 from pipeline.inference.embedding import embed_videos
@@ -41,7 +41,7 @@ def verifier(
     saved: SavedAlignabilityModel,
     *,
     store: FrameStore,
-    split: Path,
+    split: LabelSplit,
     metric: MetricParams,
     evaluation: EvaluateParams,
     runtime: Runtime,
@@ -49,7 +49,7 @@ def verifier(
 ) -> tuple[Callable[[], Verification], str]:
     """A function that embeds the monitoring clips (pipeline.data.splits.monitoring_set) with
     the current weights and verifies every pair of them, and the subset those clips are."""
-    clips, subset = monitoring_set(load_split(split))
+    clips, subset = monitoring_set(split)
     clips = clips[clips["video_id"].isin(store.manifest["video_id"])]
     labels = clips.label.to_numpy(dtype=np.int64)
 
@@ -86,7 +86,8 @@ def learn_alignability(
     """Metric-learn the pretrained alignability model on the labeled clips; write it to `out`."""
     with running(run.device, run.threads) as runtime:
         store = FrameStore(frames)
-        labeled = load_split(split).labeled
+        label_split = load_split(split)  # read once: training, monitoring and health use it
+        labeled = label_split.labeled
         saved = load_alignability_model(pretrained)
         # The score head starts afresh, scaled to the distance it will read.
         saved.model.score = AlignabilityScore(
@@ -96,7 +97,7 @@ def learn_alignability(
         verify, monitored = verifier(
             saved,
             store=store,
-            split=split,
+            split=label_split,
             metric=metric,
             evaluation=evaluation,
             runtime=runtime,
@@ -143,7 +144,7 @@ def learn_alignability(
         checks, clips = alignability_checks(
             saved,
             store=store,
-            split=load_split(split),
+            split=label_split,
             metric=metric,
             settings=health,
             score_loss=metrics["score_fit_loss"],
