@@ -159,11 +159,20 @@ def _close_abandoned(client: MlflowClient, experiment_id: str, parent_id: str, s
         client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
 
 
+def tracking_process() -> bool:
+    """Whether this process records the stage: always, except the ranks other than 0 of a
+    torchrun launch (torchrun sets RANK), which train alongside rank 0 and write nothing."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @contextmanager
 def stage_run(
     stage: str, params: Params, logged_params: dict[str, Any] | None = None
-) -> Iterator[mlflow.ActiveRun]:
+) -> Iterator[mlflow.ActiveRun | None]:
     """Open the child run of `stage` under this pipeline's parent run.
+
+    Under torchrun only rank 0 tracks: the other ranks (other machines, which may have no
+    MLflow access and never hold the stage's outputs) get None and touch no MLflow run.
 
     Metrics and artifacts logged with the fluent API inside the block land on the child run.
     A stage that raises ends its run FAILED; one stopped by SIGTERM or SIGINT ends it KILLED.
@@ -172,6 +181,9 @@ def stage_run(
     of one of its stages does, so a failed or interrupted rerun never relabels a whole result.
     On success the parent links the child under `stage_link_tag(stage)`.
     """
+    if not tracking_process():
+        yield None
+        return
     mlflow.set_tracking_uri(tracking_uri())
     client = MlflowClient()
     parent_id = parent_run_id(client, params)

@@ -44,6 +44,8 @@ def main() -> None:
             run=params.run,
             health=params.health,
         )
+        if child is None:  # another torchrun rank: rank 0 records the stage
+            return
         record_health("metric_learning", result.health)
         mlflow.log_metric("score_fit_loss", result.metrics["score_fit_loss"])
         verification = result.verification

@@ -42,6 +42,8 @@ def main() -> None:
             run=params.run,
             health=params.health,
         )
+        if child is None:  # another torchrun rank: rank 0 records the stage
+            return
         record_health("pretrain_gitdl", health)
         mlflow.log_artifact(str(args.out), "models")
         tag_metric_subsets(child.info.run_id)

@@ -53,6 +53,8 @@ def main() -> None:
             run=params.run,
             health=params.health,
         )
+        if child is None:  # another torchrun rank: rank 0 records the stage
+            return
         record_health(f"retrain@{args.round}", result.health)
         mlflow.log_metric("training_clips", result.training_clips)
         mlflow.log_metrics(result.budget)  # the equal budget, logged with every round

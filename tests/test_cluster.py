@@ -21,7 +21,6 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
-import torch
 import yaml
 from mlflow.tracking import MlflowClient
 from prefect import get_client
@@ -29,7 +28,7 @@ from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import StateType
 from prefect.workers.process import ProcessWorker
-from tiny_project import REPO, make_project, run
+from tiny_project import REPO, environment, make_project, run
 
 from flows.pool_sweep import DEPLOYMENT
 from flows.sweep_job import MACHINE_TAG
@@ -37,7 +36,6 @@ from pipeline.tracking import PIPELINE_TAG, STAGE_TAG
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(1200)]
 
-HERE = Path(__file__).resolve().parent
 POOL = "cluster"
 MACHINES = ("machine-a", "machine-b")
 # One round, one epoch per training stage, two label fractions: four combinations.
@@ -316,53 +314,71 @@ def test_compare_reads_the_tracking_server(cluster: Cluster, sweep: tuple[str, s
     assert "| method | 34% labels | 50% labels |" in result.stdout
 
 
-def _two_node_step(out: Path) -> list[dict]:
-    """ddp_step.py as 2 nodes x 1 process: two torchrun launchers, node 0 the rendezvous."""
+def _finetune_on_two_nodes(nodes: tuple[Path, Path], out: str) -> None:
+    """The finetune stage as 2 nodes x 1 process: one torchrun launcher per node (each in its
+    own project folder, as on two machines), node 0 the static rendezvous on 127.0.0.1."""
     port = _free_port()
-    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    nodes = [
+    command = [
+        "-m", "stages.finetune", "--frames", "data/frames",
+        "--split", "data/splits/frac0.5_seed0.parquet",
+        "--pretrained", "models/pretrained/action.pt",
+        "--out", out, "--checkpoint", "checkpoints/two_nodes.pt",
+    ]  # fmt: skip
+
+    def torchrun(rank: int) -> list[str]:
+        return [
+            sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node",
+            "1", "--node_rank", str(rank), "--master_addr", "127.0.0.1", "--master_port", str(port),
+        ]  # fmt: skip
+
+    launchers = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nnodes",
-                "2",
-                "--nproc_per_node",
-                "1",
-                "--node_rank",
-                str(rank),
-                "--master_addr",
-                "127.0.0.1",
-                "--master_port",
-                str(port),
-                str(HERE / "ddp_step.py"),
-                str(out),
-                "linear",
-            ],
-            env=env,
-        )  # fmt: skip
-        for rank in (0, 1)
+            [*torchrun(rank), *command], cwd=node, env=environment(node) | {"PYTHONPATH": str(node)}
+        )
+        for rank, node in enumerate(nodes)
     ]
-    assert [node.wait(timeout=300) for node in nodes] == [0, 0]
-    return [torch.load(out.with_name(f"{out.stem}-{r}.pt"), weights_only=True) for r in (0, 1)]
+    assert [launcher.wait(timeout=600) for launcher in launchers] == [0, 0]
 
 
-def test_two_nodes_under_torchrun_match_one_process(tmp_path: Path) -> None:
-    subprocess.run(
-        [sys.executable, str(HERE / "ddp_step.py"), str(tmp_path / "single.pt"), "linear"],
-        env=os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
-        check=True,
-        timeout=300,
+def test_a_training_stage_on_two_nodes_matches_one_process(tmp_path: Path) -> None:
+    # No dropout: its masks are drawn per process, so 2 processes cannot replay 1 process's.
+    overrides = {
+        "synthesize": {"train_per_class": 16},
+        "action_encoder": {"dropout": 0.0},
+        "finetune": {"epochs": 6, "batch_size": 16},
+    }
+    node0 = make_project(tmp_path / "node0", overrides)
+    run(node0, "dvc", "repro", "finetune")  # inputs, then the stage in one process
+    # Node 1 is another machine: the stage's inputs (as `dvc pull` brings them), no outputs,
+    # no MLflow store.
+    node1 = tmp_path / "node1"
+    shutil.copytree(
+        node0, node1, ignore=shutil.ignore_patterns("mlflow.db", "mlartifacts", "health", "round_0")
     )
-    single = torch.load(tmp_path / "single-0.pt", weights_only=True)
-    node0, node1 = _two_node_step(tmp_path / "nodes.pt")
-    for name, value in single.items():
-        assert torch.equal(node0[name], node1[name]), f"{name} differs between the nodes"
-        assert torch.allclose(node0[name], value, atol=1e-6), f"{name}: 2 nodes and 1 differ"
-    # Only rank 0 wrote the training checkpoint.
-    assert (tmp_path / "nodes-checkpoint-0.pt").exists()
-    assert not (tmp_path / "nodes-checkpoint-1.pt").exists()
+    _finetune_on_two_nodes((node0, node1), "models/two_nodes.pt")
+
+    assert not (node1 / "models" / "two_nodes.pt").exists(), "rank 1 wrote the stage's output"
+    assert not (node1 / "mlflow.db").exists(), "rank 1 opened an MLflow store"
+    assert not (node1 / "health").exists(), "rank 1 wrote a health report"
+    client = MlflowClient(f"sqlite:///{node0 / 'mlflow.db'}")
+    finetunes = client.search_runs(
+        [client.get_experiment_by_name("synthetic").experiment_id],
+        filter_string=f"tags.{STAGE_TAG} = 'finetune'",
+        order_by=["attribute.start_time ASC"],
+    )
+    assert [run.info.status for run in finetunes] == ["FINISHED", "FINISHED"]
+    single, nodes = (
+        [metric.value for metric in client.get_metric_history(run.info.run_id, "loss")]
+        for run in finetunes
+    )
+    # The nodes see the same clips in the same global batches from the same weights, but CPUs
+    # have no synchronised BatchNorm: each process normalises its half batch, so the losses
+    # match closely, not exactly. Measured: 0.024 apart at most over 6 epochs; one process
+    # with another finetune.seed: 0.08.
+    assert len(single) == len(nodes) == 6
+    gaps = [abs(a - b) for a, b in zip(single, nodes, strict=True)]
+    assert max(gaps) < 0.04, f"training loss per epoch: one process {single}, two nodes {nodes}"
+    assert (node0 / "models" / "two_nodes.pt").is_file()
 
 
 def test_ui_with_a_tracking_server_starts_prefect_alone(cluster: Cluster, tmp_path: Path) -> None:

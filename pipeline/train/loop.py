@@ -102,6 +102,18 @@ def _set_epoch(loader: DataLoader, epoch: int) -> None:
             part.set_epoch(epoch)
 
 
+def _rank0_checkpoint(path: Path, runtime: Runtime) -> dict[str, Any] | None:
+    """The checkpoint at `path` as rank 0 sees it, on every process: only rank 0 writes
+    checkpoints, so under torchrun across machines the other nodes have none, and every rank
+    must resume from the same epoch or their collective calls would not pair up."""
+    previous = load_checkpoint(path) if runtime.is_main and path.is_file() else None
+    if runtime.distributed:
+        shared = [previous]
+        dist.broadcast_object_list(shared, src=0)
+        previous = shared[0]
+    return previous
+
+
 def fit(
     objective: nn.Module,
     *,
@@ -133,8 +145,8 @@ def fit(
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp)
     objective.to(runtime.device)
     start_epoch, best, metrics = 0, None, {}
-    if checkpoint_path.is_file():
-        previous = load_checkpoint(checkpoint_path)
+    previous = _rank0_checkpoint(checkpoint_path, runtime)
+    if previous is not None:
         if previous["config"] == config:
             objective.load_state_dict(previous["model"])
             optimizer.load_state_dict(previous["optimizer"])
