@@ -197,6 +197,7 @@ def label_split_sweep(
     when any combination failed, naming each and why.
     """
     logger = get_run_logger()
+    started = time.monotonic()
     root = Path(project).resolve()
     params = load_params(root / "params.yaml")
     fractions = list(params.splits.fractions) if fractions is None else fractions
@@ -260,6 +261,8 @@ def label_split_sweep(
     logger.info("comparison written to %s:\n%s", root / out, comparison.markdown())
     stages = len(read_stage_graph(root).names)
     logger.info(reuse.summary(len(combinations), stages))
+    minutes = (time.monotonic() - started) / 60
+    logger.info("the sweep of %d combinations took %.1f minutes", len(combinations), minutes)
     if failures:
         listed = "\n".join(f"  {name}: {why}" for name, why in failures.items())
         raise ExperimentFailed(f"{len(failures)} of {len(names)} combinations failed:\n{listed}")

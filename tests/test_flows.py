@@ -252,7 +252,11 @@ def test_sweep_runs_dvc_experiments_and_compare_reads_them(project: Path, first_
         assert len(mlflow_runs(project, f"tags.`{STAGE_TAG}` = '{name}'")) == 1
     # The sweep counts what DVC reused: the shared stages (skipped in the workspace, then checked
     # out by every experiment) and, per experiment, each of its 10 stages ran or was reused.
-    (summary,) = [line for line in last_flow_log(state) if line.startswith("stage runs: ")]
+    flow_log = last_flow_log(state)
+    (summary,) = [line for line in flow_log if line.startswith("stage runs: ")]
+    assert any(
+        re.fullmatch(r"the sweep of 4 combinations took \d+\.\d minutes", line) for line in flow_log
+    )
     ran, reused, unchanged = map(
         int,
         re.match(
