@@ -179,7 +179,7 @@ class AlignabilityEncoderParams(Section):
 
 class ClipParams(Section):
     frames: int = Field(8, ge=1)
-    stride: int = Field(3, ge=1)
+    stride: int = Field(4, ge=1)
     crop: int = Field(48, ge=16)
 
 
