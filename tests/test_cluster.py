@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -229,11 +230,18 @@ def sweep(cluster: Cluster) -> tuple[subprocess.CompletedProcess, str]:
             running_combination = (
                 flow_run.state_type == StateType.RUNNING
                 and flow_run.parameters.get("overrides") is not None
+                and flow_run.start_time is not None
+                and (datetime.now(UTC) - flow_run.start_time).total_seconds() < 15  # just begun
             )
             if running_combination and finished >= set(MACHINES):
                 time.sleep(8)  # into its stages
-                lost = _machine(flow_run)
-                _kill_machine(cluster.workers[lost])
+                # The run seen RUNNING may have been about to finish: kill its machine only if it
+                # still runs it, or the machine dies idle and nothing is left to resubmit.
+                with get_client(sync_client=True) as client:
+                    still = client.read_flow_run(flow_run.id).state_type == StateType.RUNNING
+                if still:
+                    lost = _machine(flow_run)
+                    _kill_machine(cluster.workers[lost])
                 break
     if driver.poll() is None:
         _stop(driver)
