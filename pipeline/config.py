@@ -312,7 +312,7 @@ class RetrainAlignabilityParams(ScheduleParams):
 class HealthParams(Section):
     min_ratio: float = Field(1.5, ge=1.0)
     max_loss_ratio: float = Field(0.95, gt=0.0, le=1.0)
-    min_spread: float = Field(0.01, ge=0.0)
+    min_spread: float = Field(0.001, ge=0.0)
     probe_videos: int = Field(64, ge=2)
 
 
