@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +13,11 @@ import pytest
 from pipeline.data.video_writer import write_mp4
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
+
+# A suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and so would
+# every process a test starts: the flows the interrupt tests stop with Ctrl-C's SIGINT would not
+# see it. Python's own handler here makes the processes the tests start take SIGINT's default.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 CLASSES = [["Back", "Tuck"], ["Back", "Pike"], ["Forward", "Tuck"]]
 TRAIN_PER_CLASS = 3
