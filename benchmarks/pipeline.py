@@ -84,7 +84,10 @@ def flops_per_item(params: Params, classes: int) -> dict[str, float]:
         "finetune": training_flops(g, params.clips.action, 1),
     }
     if params.action_encoder.arch == "r2plus1d_tiny":
-        trunk = FramewiseTrunk(build_action_encoder(params.action_encoder, 1))
+        trunk = FramewiseTrunk(
+            build_action_encoder(params.action_encoder, 1),
+            projection=params.action_encoder.projection,
+        )
         per_item["pretrain_action"] = training_flops(
             trunk, alignability, 2, lambda m, x: m.project(m(x))
         )
