@@ -61,7 +61,7 @@ def main() -> None:
     encoder = params.action_encoder.model_copy(
         update={key: value for key, value in overrides.items() if value is not None}
     )
-    runtime = start_runtime(params.run.device, params.run.threads)
+    runtime = start_runtime(params.run.device, params.run.threads, params.run.precision)
     store = FrameStore(args.frames)
     held_out, rest = hold_out_validation(
         training_videos_by_class(store.manifest, len(store.classes)),
@@ -104,6 +104,7 @@ def main() -> None:
             crops=1,
             batch_size=30,
             device=runtime.device,
+            precision=runtime.precision,
         )  # (videos, classes)
         top1 = float((probs.argmax(1) == truth).mean())
         rows.append((per_class, len(ids), epochs, seed, last["accuracy"], top1))

@@ -23,7 +23,7 @@ from pipeline.objectives.metric import MetricObjective
 from pipeline.train.balanced_sampler import ClassBalancedBatchSampler
 from pipeline.train.loader import training_loader
 from pipeline.train.loop import train_one_epoch
-from pipeline.train.runtime import start_runtime
+from pipeline.train.runtime import distribute, start_runtime
 from pipeline.train.schedule import warmup_cosine
 
 
@@ -34,8 +34,7 @@ def measure(
     trainable = [p for p in objective.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=schedule.lr)
     scheduler = warmup_cosine(optimizer, 0, (epochs + 1) * len(loader))
-    scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp)
-    objective.to(runtime.device)
+    objective = distribute(objective, runtime)
     rows = []
     for epoch in range(epochs + 1):
         for part in (loader.dataset, loader.sampler, loader.batch_sampler):
@@ -46,7 +45,6 @@ def measure(
             loader=loader,
             optimizer=optimizer,
             scheduler=scheduler,
-            scaler=scaler,
             runtime=runtime,
             grad_clip=5.0,
             epoch=epoch,
@@ -69,7 +67,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes")
     args = parser.parse_args()
     params = load_params()
-    runtime = start_runtime(params.run.device, params.run.threads)
+    runtime = start_runtime(params.run.device, params.run.threads, params.run.precision)
     store = FrameStore(args.frames)
     train = store.manifest[store.manifest["subset"] == "train"].head(args.videos)
     ids, labels = train.video_id.tolist(), train.label.astype(int).tolist()

@@ -10,18 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.config import RUN_SWEPT_KEYS
+
 if TYPE_CHECKING:
     from dvc.stage import PipelineStage
 
-# The section a sweep varies (run.method, run.fraction, run.seed): a stage that reads none of it,
-# directly or through a stage upstream, gives the same outputs for every run.
+# The section that holds the keys a sweep varies (RUN_SWEPT_KEYS): a stage that reads none of
+# them, directly or through a stage upstream, gives the same outputs for every run.
 RUN_SECTION = "run"
 
 
 @dataclass(frozen=True)
 class Stage:
     """One DVC stage: its address, the stages whose outputs it reads, and whether it reads
-    the `run` section of params.yaml itself."""
+    a key the sweep varies (the `run` section's RUN_SWEPT_KEYS) itself."""
 
     name: str
     upstream: tuple[str, ...]
@@ -55,7 +57,7 @@ class StageGraph:
 
     def shared(self) -> list[Stage]:
         """Stages whose outputs are the same for every method, label fraction and split seed:
-        neither they nor any stage upstream read the `run` section."""
+        neither they nor any stage upstream read a key the sweep varies."""
         per_run: set[str] = set()
         for stage in self.stages:  # upstream first, so per_run is complete for every upstream
             if stage.reads_run or per_run.intersection(stage.upstream):
@@ -68,7 +70,7 @@ def _reads_run(stage: "PipelineStage") -> bool:
         keys = dependency.params
         if not keys:  # the whole params file
             return True
-        if any(key == RUN_SECTION or key.startswith(f"{RUN_SECTION}.") for key in keys):
+        if any(key == RUN_SECTION or key in RUN_SWEPT_KEYS for key in keys):
             return True
     return False
 

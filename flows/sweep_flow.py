@@ -19,6 +19,7 @@ Two backends:
 
 import argparse
 import itertools
+import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -131,17 +132,26 @@ def _run_queue(
     return followed
 
 
+def threads_per_experiment(threads: int, jobs: int) -> int:
+    """run.threads of each queued experiment: the params' own when set, else this machine's
+    cores shared out among the `jobs` experiments that run at once (each would otherwise take
+    every core, and their threads would take turns on them)."""
+    return threads or max(1, (os.cpu_count() or 1) // jobs)
+
+
 def _run_local(
     root: Path,
     combinations: list[tuple[str, float, int]],
     names: list[str],
     jobs: int,
+    threads: int,
     retries: int,
     poll_seconds: float,
     reuse: ReuseCount,
 ) -> dict[str, str]:
-    """The shared stages in the workspace, then each combination in DVC's experiment queue;
-    returns the failed experiments and why."""
+    """The shared stages in the workspace (at run.threads), then each combination in DVC's
+    experiment queue, `jobs` at a time with `threads` torch threads each; returns the failed
+    experiments and why."""
     logger = get_run_logger()
     env = command_environment(root)
     shared = [stage.name for stage in read_stage_graph(root).shared()]
@@ -155,7 +165,12 @@ def _run_local(
             "MLflow store of their own environment. Wait for them or run `dvc queue stop`."
         )
     for (method, fraction, seed), name in zip(combinations, names, strict=True):
-        overrides = {"run.method": method, "run.fraction": fraction, "run.seed": seed}
+        overrides = {
+            "run.method": method,
+            "run.fraction": fraction,
+            "run.seed": seed,
+            "run.threads": threads,  # where it runs, not what it computes: no stage depends on it
+        }
         queue_experiment(root, name, overrides, logger.info, env)
     try:
         followed = _run_queue(root, names, jobs, poll_seconds)
@@ -220,7 +235,10 @@ def label_split_sweep(
     reuse = ReuseCount()
 
     if backend == "local":
-        failures = _run_local(root, combinations, names, jobs, retries, poll_seconds, reuse)
+        threads = threads_per_experiment(params.run.threads, jobs)
+        failures = _run_local(
+            root, combinations, names, jobs, threads, retries, poll_seconds, reuse
+        )
     else:
         shared = [stage.name for stage in read_stage_graph(root).shared()]
         done = run_on_pool(
@@ -282,7 +300,8 @@ def main() -> None:
         "--jobs",
         type=int,
         default=1,
-        help="experiments at once; each uses the cores its stages use (run.threads)",
+        help="experiments at once; each gets run.threads torch threads, or when that is 0 "
+        "(all cores) the cores divided by --jobs",
     )
     parser.add_argument("--project", default=".", help="DVC project folder (holds dvc.yaml)")
     parser.add_argument(

@@ -2,8 +2,9 @@
 hand to each other, evaluation and predict.
 
 A checkpoint is a single dict of plain values and tensors (so it loads with
-weights_only=True): model state, optimizer, scheduler and scaler states, the epoch, the best
-metric, and the resolved config needed to rebuild the model without params.yaml.
+weights_only=True): model state, optimizer and scheduler states, the epoch, the best metric, the
+precision it trained at, and the resolved config needed to rebuild the model without
+params.yaml.
 """
 
 from pathlib import Path

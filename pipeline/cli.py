@@ -24,7 +24,7 @@ def _predict(args: argparse.Namespace) -> int:
         classifier = classifier_from_file(model)
     failed = 0
     for prediction in predict_files(
-        classifier, args.videos, params.extract, params.evaluate, args.top_k
+        classifier, args.videos, params.extract, params.evaluate, params.run.precision, args.top_k
     ):
         if prediction.error:
             failed += 1

@@ -26,6 +26,8 @@ SYNTHETIC_CLASS_COUNT = 24
 # stage lists them among its dvc.yaml params, and runs that differ only in them are the same
 # experiment (one MLflow parent run, one row of a comparison).
 RUN_PLACEMENT_KEYS = ("run.device", "run.threads", "run.workers")
+# Params that say which pipeline run this is: the ones a sweep varies.
+RUN_SWEPT_KEYS = ("run.method", "run.fraction", "run.seed")
 
 
 class Section(BaseModel):
@@ -132,6 +134,7 @@ class RunParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(0, ge=0)
     workers: int = Field(0, ge=0)
+    precision: Literal["bf16", "fp32"] = "bf16"
 
 
 # ============ models ============

@@ -63,9 +63,11 @@ def predict_files(
     paths: list[str | Path],
     extract: ExtractParams,
     evaluate: EvaluateParams,
+    precision: str,
     top_k: int = 5,
 ) -> list[Prediction]:
-    """Top-k classes of each file, averaged over evaluate.clips x evaluate.crops views."""
+    """Top-k classes of each file, averaged over evaluate.clips x evaluate.crops views, the
+    model at `precision` (run.precision, as in evaluate)."""
     settings = DecodeSettings(
         short_side=extract.short_side, max_frames=extract.max_frames, min_frames=1
     )
@@ -78,9 +80,9 @@ def predict_files(
             continue
         windows = evenly_spaced_windows(len(frames), clip.frames, clip.stride, evaluate.clips)
         views = torch.cat([eval_views(frames[ids], clip.crop, evaluate.crops) for ids in windows])
-        probabilities = view_probabilities(classifier.model, views[None], torch.device("cpu"))[
-            0
-        ].numpy()
+        probabilities = view_probabilities(
+            classifier.model, views[None], torch.device("cpu"), precision
+        )[0].numpy()
         order = np.argsort(-probabilities)[:top_k]
         results.append(
             Prediction(str(path), [(classifier.classes[i], float(probabilities[i])) for i in order])

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import RUN_PLACEMENT_KEYS, Params
+from pipeline.config import RUN_PLACEMENT_KEYS, RUN_SWEPT_KEYS, Params
 
 if TYPE_CHECKING:
     import torch
@@ -50,7 +50,7 @@ def stage_link_tag(stage: str) -> str:
 
 
 # Params that say which pipeline run this is, or where it runs, rather than how it trains.
-_RUN_IDENTITY_KEYS = ("run.method", "run.fraction", "run.seed", *RUN_PLACEMENT_KEYS)
+_RUN_IDENTITY_KEYS = (*RUN_SWEPT_KEYS, *RUN_PLACEMENT_KEYS)
 
 
 def tracking_uri() -> str:

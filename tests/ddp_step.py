@@ -21,7 +21,7 @@ from pipeline.train.runtime import start_runtime, stop_runtime
 
 def main(out: Path, kind: str) -> None:
     torch.set_num_threads(1)
-    runtime = start_runtime("cpu")
+    runtime = start_runtime("cpu", 0, "fp32")
     generator = torch.Generator().manual_seed(0)
     clips = torch.randn(8, 3, 4, 16, 16, generator=generator)
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import AugmentParams
-from pipeline.data.augment import MEAN, STD, eval_views, train_view
+from pipeline.config import AugmentParams, ClipParams
+from pipeline.data.augment import MEAN, STD, color_jitter, eval_views, train_view
 from pipeline.data.clips import evenly_spaced_windows, global_local_pair, random_window, window
+from pipeline.data.datasets import ViewsDataset
 
 
 def test_windows_clamp_short_videos_and_stay_inside_long_ones():
@@ -89,3 +90,29 @@ def test_eval_views_take_three_crops_along_the_long_side():
     assert eval_views(frames, 32, 1).shape == (1, 3, 4, 32, 32)
     portrait = np.zeros((4, 100, 40, 3), dtype=np.uint8)
     assert eval_views(portrait, 32, 3).shape == (3, 3, 4, 32, 32)
+
+
+def test_colour_jitter_is_brightness_then_contrast_then_saturation():
+    clip = torch.rand(3, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.2
+    jittered = color_jitter(clip.clone(), 0.4, np.random.default_rng(1))
+    brightness, contrast, saturation = np.random.default_rng(1).uniform(0.6, 1.4, size=3)
+    step = clip * brightness
+    step = (step - step.mean()) * contrast + step.mean()
+    grey = step.mean(dim=0, keepdim=True)
+    step = ((step - grey) * saturation + grey).clamp(0.0, 1.0)
+    assert torch.allclose(jittered, step, atol=1e-6)
+
+
+def test_evaluation_views_of_a_video_are_those_of_each_window():
+    frames = np.random.default_rng(0).integers(0, 256, (20, 40, 72, 3), dtype=np.uint8)
+
+    class OneVideoStore:  # ViewsDataset reads nothing from a store but frames()
+        def frames(self, video_id: str) -> np.ndarray:
+            return frames
+
+    clip = ClipParams(frames=6, stride=3, crop=32)
+    views = ViewsDataset(OneVideoStore(), ["v"], clip, windows=5, crops=3)[0]
+    windows = evenly_spaced_windows(len(frames), clip.frames, clip.stride, 5)
+    expected = torch.cat([eval_views(frames[ids], clip.crop, 3) for ids in windows])
+    assert views.shape == (15, 3, 6, 32, 32)
+    assert torch.equal(views, expected)

@@ -34,7 +34,7 @@ from tiny_project import REPO, make_project, run
 
 from flows.pipeline_flow import finepseudo_pipeline
 from flows.stage_graph import read_stage_graph
-from flows.sweep_flow import label_split_sweep
+from flows.sweep_flow import label_split_sweep, threads_per_experiment
 from pipeline.comparison_report import COMPARISON_TAG
 from pipeline.tracking import PIPELINE_TAG, STAGE_TAG
 
@@ -105,6 +105,14 @@ def mlflow_runs(project: Path, filter_string: str) -> list:
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("synthetic").experiment_id
     return client.search_runs([experiment], filter_string)
+
+
+def test_queued_experiments_share_the_cores_unless_run_threads_is_set() -> None:
+    cores = os.cpu_count() or 1
+    assert threads_per_experiment(0, 1) == cores
+    assert threads_per_experiment(0, 2) == max(1, cores // 2)
+    assert threads_per_experiment(0, 4 * cores) == 1
+    assert threads_per_experiment(3, 2) == 3
 
 
 def test_stage_graph_comes_from_dvc(project: Path) -> None:

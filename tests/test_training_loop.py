@@ -39,7 +39,7 @@ def _data(n=32):
 def _fit(tmp_path, epochs, config=None, stop_after=None):
     torch.manual_seed(0)
     objective = Regression()
-    runtime = start_runtime("cpu")
+    runtime = start_runtime("cpu", 0, "fp32")
     loader = training_loader(_data(), runtime, workers=0, seed=0, batch_size=8)
     train = TrainParams(epochs=epochs, batch_size=8, lr=0.05, warmup_epochs=1)
     metrics = fit(
@@ -59,7 +59,7 @@ def test_resuming_continues_exactly_where_a_stopped_run_left_off(tmp_path):
     half = TrainParams(epochs=4, batch_size=8, lr=0.05, warmup_epochs=1)
     torch.manual_seed(0)
     objective = Regression()
-    runtime = start_runtime("cpu")
+    runtime = start_runtime("cpu", 0, "fp32")
     loader = training_loader(_data(), runtime, workers=0, seed=0, batch_size=8)
 
     class Stop(Exception):
@@ -91,7 +91,7 @@ def test_resuming_continues_exactly_where_a_stopped_run_left_off(tmp_path):
 
 
 def test_evaluation_runs_every_n_epochs_and_after_the_last(tmp_path):
-    runtime = start_runtime("cpu")
+    runtime = start_runtime("cpu", 0, "fp32")
     loader = training_loader(_data(), runtime, workers=0, seed=0, batch_size=8)
     train = TrainParams(epochs=7, batch_size=8, lr=0.05, warmup_epochs=1)
     objective = Regression()
@@ -132,7 +132,7 @@ def test_checkpoints_load_with_weights_only_and_unreadable_ones_name_the_file(tm
         "model",
         "optimizer",
         "scheduler",
-        "scaler",
+        "precision",
         "epoch",
         "best_metric",
         "config",
@@ -147,7 +147,7 @@ def test_a_non_finite_loss_stops_training(tmp_path):
         def forward(self, batch):
             return {"loss": super().forward(batch)["loss"] * float("inf")}
 
-    runtime = start_runtime("cpu")
+    runtime = start_runtime("cpu", 0, "fp32")
     loader = training_loader(_data(), runtime, workers=0, seed=0, batch_size=8)
     with pytest.raises(FloatingPointError, match="epoch 0, step 0: loss is inf"):
         fit(
@@ -199,3 +199,20 @@ def test_ddp_processes_keep_identical_parameters_with_batchnorm(tmp_path):
     assert len(parameters) > 10
     for name in parameters:
         assert torch.equal(rank0[name], rank1[name]), f"{name} differs between the DDP processes"
+
+
+def test_a_checkpoint_at_another_precision_is_not_resumed(tmp_path):
+    _fit(tmp_path, epochs=2)
+    assert load_checkpoint(tmp_path / "ckpt.pt")["precision"] == "fp32"
+    torch.manual_seed(0)
+    runtime = start_runtime("cpu", 0, "bf16")
+    fit(
+        Regression(),
+        loader=training_loader(_data(), runtime, workers=0, seed=0, batch_size=8),
+        train=TrainParams(epochs=1, batch_size=8, lr=0.05, warmup_epochs=1),
+        runtime=runtime,
+        checkpoint_path=tmp_path / "ckpt.pt",
+        config={"run": 1},
+    )
+    checkpoint = load_checkpoint(tmp_path / "ckpt.pt")
+    assert checkpoint["epoch"] == 0 and checkpoint["precision"] == "bf16"  # started over

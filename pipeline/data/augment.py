@@ -20,7 +20,8 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 def normalize(clip: torch.Tensor) -> torch.Tensor:
-    return (clip - MEAN) / STD
+    """In place: (clip - MEAN) / STD."""
+    return clip.sub_(MEAN).div_(STD)
 
 
 def _resize(clip: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -32,36 +33,42 @@ def _resize(clip: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def random_resized_crop(
-    clip: torch.Tensor, size: int, scale: tuple[float, float], rng: np.random.Generator
+    frames: np.ndarray, size: int, scale: tuple[float, float], rng: np.random.Generator
 ) -> torch.Tensor:
-    """A box of `scale` of the frame area and aspect ratio in [3/4, 4/3], resized to size x size."""
-    _, _, height, width = clip.shape
+    """A box of `scale` of the frame area and aspect ratio in [3/4, 4/3], resized to size x size:
+    uint8 (T, H, W, 3) -> float (3, T, size, size) in [0, 1]. Only the box is converted."""
+    _, height, width, _ = frames.shape
     area = height * width * rng.uniform(*scale)
     aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
     box_w = int(round(min(np.sqrt(area * aspect), width)))
     box_h = int(round(min(np.sqrt(area / aspect), height)))
     top = int(rng.integers(0, height - box_h + 1))
     left = int(rng.integers(0, width - box_w + 1))
-    return _resize(clip[:, :, top : top + box_h, left : left + box_w], size, size)
+    box = to_tensor(frames[:, top : top + box_h, left : left + box_w])  # (3, T, box_h, box_w)
+    return _resize(box, size, size)
 
 
 def color_jitter(clip: torch.Tensor, strength: float, rng: np.random.Generator) -> torch.Tensor:
-    """Brightness, contrast and saturation each scaled by a factor in [1 - s, 1 + s]."""
+    """Brightness, contrast and saturation each scaled by a factor in [1 - s, 1 + s], in place.
+
+    The three steps, x b, then (x - mean) c + mean, then (x - grey) s + grey with grey the
+    mean over channels, are affine in x, so they run as one: x bcs + grey0 bc(1 - s) +
+    mean0 b(1 - c), with grey0 and mean0 taken from the clip before any step."""
     if strength == 0:
         return clip
     brightness, contrast, saturation = rng.uniform(1 - strength, 1 + strength, size=3)
-    clip = clip * brightness
-    clip = (clip - clip.mean()) * contrast + clip.mean()
-    gray = clip.mean(dim=0, keepdim=True)
-    clip = (clip - gray) * saturation + gray
-    return clip.clamp_(0.0, 1.0)
+    grey = clip.mean(dim=0, keepdim=True)  # (1, T, H, W)
+    shift = grey * (brightness * contrast * (1 - saturation)) + float(
+        grey.mean() * brightness * (1 - contrast)
+    )
+    return clip.mul_(brightness * contrast * saturation).add_(shift).clamp_(0.0, 1.0)
 
 
 def train_view(
     frames: np.ndarray, crop: int, augment: AugmentParams, rng: np.random.Generator
 ) -> torch.Tensor:
     """One augmented, normalised training view: uint8 (T, H, W, 3) -> (3, T, crop, crop)."""
-    clip = random_resized_crop(to_tensor(frames), crop, augment.scale, rng)
+    clip = random_resized_crop(frames, crop, augment.scale, rng)
     clip = color_jitter(clip, augment.color_jitter, rng)
     if augment.hflip and rng.random() < 0.5:
         clip = clip.flip(-1)

@@ -112,5 +112,7 @@ class ViewsDataset(Dataset):
         windows = evenly_spaced_windows(
             len(frames), self.clip.frames, self.clip.stride, self.windows
         )
-        views = [eval_views(frames[ids], self.clip.crop, self.crops) for ids in windows]
-        return torch.cat(views)  # (windows * crops, 3, T, crop, crop)
+        # Windows overlap: every frame they read is resized and cropped once.
+        used = np.unique(np.concatenate(windows))
+        views = eval_views(frames[used], self.clip.crop, self.crops)  # (crops, 3, U, crop, crop)
+        return torch.cat([views[:, :, np.searchsorted(used, ids)] for ids in windows])

@@ -102,6 +102,7 @@ def alignability_checks(
             clip=saved.clip,
             batch_size=batch_size,
             device=runtime.device,
+            precision=runtime.precision,
             workers=workers,
             description="health: alignability encoder",
         )  # (N, T, d)
@@ -150,6 +151,7 @@ def action_checks(
         crops=1,
         batch_size=batch_size,
         device=runtime.device,
+        precision=runtime.precision,
         workers=workers,
         description="health: action encoder",
     )  # (N, C)

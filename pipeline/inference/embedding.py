@@ -8,6 +8,7 @@ from tqdm import tqdm
 from pipeline.config import ClipParams
 from pipeline.data.datasets import ViewsDataset
 from pipeline.data.frames import FrameStore
+from pipeline.precision import channels_last, model_autocast
 
 
 @torch.no_grad()
@@ -19,15 +20,18 @@ def embed_videos(
     clip: ClipParams,
     batch_size: int,
     device: torch.device,
+    precision: str,
     workers: int = 0,
     description: str = "embedding",
 ) -> torch.Tensor:
-    """One forward pass per video: (videos, T, embedding) float32 on the CPU."""
-    encoder.eval().to(device)
+    """One forward pass per video at `precision` (run.precision): (videos, T, embedding)
+    float32 on the CPU."""
+    channels_last(encoder.eval().to(device))
     dataset = ViewsDataset(store, video_ids, clip, windows=1, crops=1)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
-    chunks = [
-        encoder(views[:, 0].to(device, non_blocking=True)).float().cpu()  # (B, T, d)
-        for views in tqdm(loader, desc=description, leave=False)
-    ]
+    chunks = []
+    for views in tqdm(loader, desc=description, leave=False):
+        with model_autocast(device, precision):
+            embeddings = encoder(views[:, 0].to(device, non_blocking=True))  # (B, T, d)
+        chunks.append(embeddings.float().cpu())
     return torch.cat(chunks) if chunks else torch.zeros(0, clip.frames, 0)

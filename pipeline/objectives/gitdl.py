@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.config import GitdlParams
+from pipeline.precision import full_precision
 
 
 def _one_direction(
@@ -90,13 +91,14 @@ class GitdlObjective(nn.Module):
         z_global, z_local = (
             self.encoder.project(self.encoder(clips)).float().chunk(2)
         )  # (B, T, p) each
-        loss = gitdl_loss(
-            _shared(z_global, batch["global_pos"]),
-            _shared(z_local, batch["local_pos"]),
-            batch["timestamps"],
-            batch["valid"],
-            tau=self.gitdl.tau,
-            beta=self.gitdl.beta,
-            sigma=self.gitdl.sigma,
-        )
+        with full_precision(clips.device):
+            loss = gitdl_loss(
+                _shared(z_global, batch["global_pos"]),
+                _shared(z_local, batch["local_pos"]),
+                batch["timestamps"],
+                batch["valid"],
+                tau=self.gitdl.tau,
+                beta=self.gitdl.beta,
+                sigma=self.gitdl.sigma,
+            )
         return {"loss": loss, "shared_frames": batch["valid"].float().sum(1).mean()}

@@ -11,6 +11,7 @@ from pipeline.config import MetricParams
 from pipeline.models.alignability import AlignabilityModel
 from pipeline.models.score import AlignabilityScore
 from pipeline.objectives.triplet import alignability_triplet_loss
+from pipeline.precision import full_precision
 
 MetricLoss = Literal["triplet_score", "triplet", "score"]
 
@@ -63,18 +64,19 @@ class MetricObjective(nn.Module):
 
     def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         clips, labels = batch
-        embeddings = self.model(clips).float()  # (B, T, d); softDTW wants full precision
-        distances = pairwise_distance(
-            embeddings, embeddings, self.metric.distance, self.metric.gamma, self.metric.band
-        )  # (B, B)
-        losses = alignability_metric_loss(
-            distances,
-            labels,
-            self.model.score,
-            margin=self.metric.margin,
-            score_weight=self.metric.score_weight,
-            loss=self.metric.loss,
-        )
+        embeddings = self.model(clips).float()  # (B, T, d)
+        with full_precision(clips.device):
+            distances = pairwise_distance(
+                embeddings, embeddings, self.metric.distance, self.metric.gamma, self.metric.band
+            )  # (B, B)
+            losses = alignability_metric_loss(
+                distances,
+                labels,
+                self.model.score,
+                margin=self.metric.margin,
+                score_weight=self.metric.score_weight,
+                loss=self.metric.loss,
+            )
         return {
             "loss": losses["total"],
             "triplet_loss": losses["triplet"],

@@ -44,7 +44,7 @@ def evaluate(
 ) -> Evaluation:
     """Score the action encoder saved at `model` on the split's evaluation clips; write the
     metrics (JSON), per-video predictions and per-class table (CSV), confusion matrix (PNG)."""
-    with running(run.device, run.threads) as runtime:
+    with running(run.device, run.threads, run.precision) as runtime:
         store = FrameStore(frames)
         saved = load_action_encoder(model)
         clips = evaluation_set(store, split, subset=settings.subset)
@@ -61,6 +61,7 @@ def evaluate(
             crops=settings.crops,
             batch_size=settings.batch_size,
             device=runtime.device,
+            precision=runtime.precision,
             workers=run.workers,
             description="evaluating",
         )

@@ -41,7 +41,7 @@ def finetune(
     """Train g, starting from pretrain_action's trunk weights `pretrained` and a fresh
     classifier, on the split's labeled clips and write it to `out`; returns the last epoch's
     metrics and g's health."""
-    with running(run.device, run.threads) as runtime:
+    with running(run.device, run.threads, run.precision) as runtime:
         store = FrameStore(frames)
         label_split = load_split(split)
         labeled, classes = label_split.labeled, label_split.classes

@@ -61,6 +61,7 @@ def verifier(
             clip=saved.clip,
             batch_size=evaluation.batch_size,
             device=runtime.device,
+            precision=runtime.precision,
             workers=workers,
         )
         return verify_pairs(
@@ -84,7 +85,7 @@ def learn_alignability(
     health: HealthParams,
 ) -> MetricLearning:
     """Metric-learn the pretrained alignability model on the labeled clips; write it to `out`."""
-    with running(run.device, run.threads) as runtime:
+    with running(run.device, run.threads, run.precision) as runtime:
         store = FrameStore(frames)
         label_split = load_split(split)  # read once: training, monitoring and health use it
         labeled = label_split.labeled

@@ -123,7 +123,7 @@ def pretrain(
     on every training video for `gitdl.epochs` epochs and write it to `out`; 0 epochs turns
     GITDL off (the network keeps its initial weights: random, or `encoder.weights` for g).
     Returns the last epoch's metrics and the training's health."""
-    with running(run.device, run.threads) as runtime:
+    with running(run.device, run.threads, run.precision) as runtime:
         torch.manual_seed(gitdl.seed)
         if isinstance(encoder, AlignabilityEncoderParams):
             network, write = _alignability_network(encoder, clip)

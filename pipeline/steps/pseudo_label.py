@@ -57,6 +57,7 @@ def _action_probabilities(
         crops=1,
         batch_size=batch_size,
         device=runtime.device,
+        precision=runtime.precision,
         description="action encoder",
         mc_dropout=mc_dropout,
     )
@@ -95,6 +96,7 @@ def _nonparametric(
             clip=saved.clip,
             batch_size=settings.batch_size,
             device=runtime.device,
+            precision=runtime.precision,
             description=what,
         )
 
@@ -141,7 +143,7 @@ def pseudo_label(
 ) -> pd.DataFrame:
     """Pseudo-label the split's unlabeled clips with the previous round's models; write and
     return the round table (pipeline/pseudo/round_table.py)."""
-    with running(run.device, run.threads) as runtime:
+    with running(run.device, run.threads, run.precision) as runtime:
         store = FrameStore(frames)
         label_split = load_split(split)
         video_ids = label_split.unlabeled.video_id.tolist()

@@ -68,7 +68,7 @@ def retrain(
     health: HealthParams,
 ) -> Retraining:
     """Read `previous`/{action,alignability}.pt, retrain, write `out`/{action,alignability}.pt."""
-    with running(run.device, run.threads) as runtime:
+    with running(run.device, run.threads, run.precision) as runtime:
         store = FrameStore(frames)
         label_split = load_split(split)
         labeled = label_split.labeled

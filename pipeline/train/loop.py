@@ -3,8 +3,9 @@
 An objective is an nn.Module whose forward takes a batch and returns a dict of scalar
 tensors with a "loss" entry; wrapping that module in DDP keeps gradient synchronisation
 correct whatever the objective computes. `fit` orchestrates: optimizer, warm-up + cosine
-schedule, mixed precision on CUDA, gradient clipping, a checkpoint after every epoch, resuming
-from it, and per-epoch metrics to the active MLflow run. `train_one_epoch` does one pass.
+schedule, the run's precision (pipeline/precision.py), gradient clipping, a checkpoint after
+every epoch, resuming from it, and per-epoch metrics to the active MLflow run.
+`train_one_epoch` does one pass.
 """
 
 import time
@@ -42,7 +43,6 @@ def train_one_epoch(
     loader: DataLoader,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
     runtime: Runtime,
     grad_clip: float,
     epoch: int,
@@ -58,7 +58,7 @@ def train_one_epoch(
     for batch in bar:
         data_wait += time.perf_counter() - ready
         batch = to_device(batch, runtime.device)
-        with torch.autocast(runtime.device.type, enabled=runtime.amp):
+        with runtime.autocast():
             outputs = objective(batch)
         loss = outputs["loss"]
         if not torch.isfinite(loss):
@@ -66,12 +66,10 @@ def train_one_epoch(
                 f"epoch {epoch}, step {steps}: loss is {loss.item()}; stopping"
             )
         optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        loss.backward()
         if grad_clip > 0:
-            scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(trainable, grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        optimizer.step()
         scheduler.step()
         for name, value in outputs.items():
             totals[name] += float(value.detach())
@@ -129,10 +127,10 @@ def fit(
     """Train `objective` for `train.epochs` epochs and return the last epoch's metrics.
 
     A checkpoint is written to `checkpoint_path` after every epoch; when one exists whose
-    config equals `config`, training resumes after its epoch. `monitor`, when given, runs on
-    the main process after every `monitor_every` epochs and after the last (the objective
-    trains its modules in place, so the caller's references see the current weights); its
-    first metric is tracked as the best.
+    config equals `config` (at the runtime's precision), training resumes after its epoch.
+    `monitor`, when given, runs on the main process after every `monitor_every` epochs and
+    after the last (the objective trains its modules in place, so the caller's references see
+    the current weights); its first metric is tracked as the best.
     Metrics go to MLflow as `<log_prefix><name>`, so one run can hold two trainings.
     """
     checkpoint_path = Path(checkpoint_path)
@@ -142,16 +140,15 @@ def fit(
     scheduler = warmup_cosine(
         optimizer, train.warmup_epochs * steps_per_epoch, train.epochs * steps_per_epoch
     )
-    scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.amp)
     objective.to(runtime.device)
     start_epoch, best, metrics = 0, None, {}
     previous = _rank0_checkpoint(checkpoint_path, runtime)
     if previous is not None:
-        if previous["config"] == config:
+        # the same training at another precision would continue other numbers
+        if previous["config"] == config and previous.get("precision") == runtime.precision:
             objective.load_state_dict(previous["model"])
             optimizer.load_state_dict(previous["optimizer"])
             scheduler.load_state_dict(previous["scheduler"])
-            scaler.load_state_dict(previous["scaler"])
             start_epoch, best = previous["epoch"] + 1, previous["best_metric"]
             metrics = previous["metrics"]
             if runtime.is_main:
@@ -165,7 +162,6 @@ def fit(
             loader=loader,
             optimizer=optimizer,
             scheduler=scheduler,
-            scaler=scaler,
             runtime=runtime,
             grad_clip=train.grad_clip,
             epoch=epoch,
@@ -189,11 +185,11 @@ def fit(
                 "model": unwrap(model).state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
                 "epoch": epoch,
                 "best_metric": best,
                 "metrics": metrics,
                 "config": config,
+                "precision": runtime.precision,
             },
         )
     return metrics

@@ -7,7 +7,7 @@ logs and saves.
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -15,10 +15,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from pipeline.precision import channels_last, model_autocast
+
 
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device
+    precision: str  # run.precision: bf16 | fp32 (pipeline/precision.py)
     rank: int = 0
     world_size: int = 1
 
@@ -30,13 +33,12 @@ class Runtime:
     def distributed(self) -> bool:
         return self.world_size > 1
 
-    @property
-    def amp(self) -> bool:
-        """Mixed precision pays off on GPUs only."""
-        return self.device.type == "cuda"
+    def autocast(self) -> AbstractContextManager:
+        """The context every model pass runs in (run.precision)."""
+        return model_autocast(self.device, self.precision)
 
 
-def start_runtime(device: str = "auto", threads: int = 0) -> Runtime:
+def start_runtime(device: str, threads: int, precision: str) -> Runtime:
     """Pick the device and join the process group when torchrun started this process."""
     if threads:
         torch.set_num_threads(threads)
@@ -53,7 +55,7 @@ def start_runtime(device: str = "auto", threads: int = 0) -> Runtime:
     chosen = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
-    return Runtime(chosen, rank, world_size)
+    return Runtime(chosen, precision, rank, world_size)
 
 
 def stop_runtime(runtime: Runtime) -> None:
@@ -62,10 +64,10 @@ def stop_runtime(runtime: Runtime) -> None:
 
 
 @contextmanager
-def running(device: str = "auto", threads: int = 0) -> Iterator[Runtime]:
+def running(device: str, threads: int, precision: str) -> Iterator[Runtime]:
     """`start_runtime` for the block, and `stop_runtime` after it however it ends (an error or
     an interrupt must not leave a torchrun process group behind)."""
-    runtime = start_runtime(device, threads)
+    runtime = start_runtime(device, threads, precision)
     try:
         yield runtime
     finally:
@@ -73,14 +75,14 @@ def running(device: str = "auto", threads: int = 0) -> Iterator[Runtime]:
 
 
 def distribute(module: nn.Module, runtime: Runtime) -> nn.Module:
-    """Move to the device; under torchrun, wrap in DDP.
+    """Move to the device, convolutions channels-last; under torchrun, wrap in DDP.
 
     On GPUs BatchNorm is synchronised across processes, so N processes on B clips each match
     one process on N*B clips. SyncBatchNorm has no CPU implementation: on CPUs each process
     normalises with its own batch statistics (parameters and buffers still stay identical
     across processes, DDP averaging gradients and broadcasting rank 0's buffers).
     """
-    module = module.to(runtime.device)
+    module = channels_last(module.to(runtime.device))
     if not runtime.distributed:
         return module
     if runtime.device.type == "cuda":

@@ -40,6 +40,7 @@ def calibrate_score(
         clip=saved.clip,
         batch_size=batch_size,
         device=runtime.device,
+        precision=runtime.precision,
         workers=workers,
         description="fitting the alignability score",
     )  # (B, T, d)
