@@ -5,9 +5,11 @@ inputs in the same run: training steps per second and how far the loss moves.
 
 Models and batch shapes are params.yaml's (g at finetune's batch on clips.action; f with its
 backbone frozen at metric_learning's batch, and whole at gitdl's batch of global + local
-clips, on clips.alignability), on random clips with random labels, so no dataset is needed.
-A step is forward, a stand-in loss (cross-entropy for g, the mean square of the frame
-embeddings for f), backward and an Adam step. Levers:
+clips, on clips.alignability; and the two inference passes: g on evaluate's batch of views,
+f on pseudo_label's embedding batch), on random clips with random labels, so no dataset is
+needed. A training step is forward, a stand-in loss (cross-entropy for g, the mean square of
+the frame embeddings for f), backward and an Adam step; an inference step is a forward pass
+in inference mode (Adam levers do not apply to it). Levers:
   bf16 autocast     torch.autocast("cpu", torch.bfloat16) around the forward (oneDNN bf16
                     convolutions and matmuls on CPUs with AVX-512 bf16);
   channels_last     model and clips in channels_last(_3d) memory format;
@@ -32,13 +34,15 @@ from torch import nn
 
 from pipeline.config import load_params
 from pipeline.models.registry import build_action_encoder, build_alignability_model
+from pipeline.precision import channels_last
 
 
 def step_runner(
     model: nn.Module, batch: torch.Tensor, targets: torch.Tensor | None, lever: str
 ) -> tuple[Callable[[], float], float]:
-    """A function running one training step under `lever` and returning its loss, and the
-    seconds spent preparing it (compile time for `compile`)."""
+    """A function running one step under `lever` and returning its loss, and the seconds spent
+    preparing it (compile time for `compile`). A training step without `targets` is f's
+    (stand-in loss); `targets` None and the model in eval mode is an inference pass."""
     model = copy.deepcopy(model)
     optimizer_options = {"foreach": False}
     if lever == "foreach Adam":
@@ -46,13 +50,9 @@ def step_runner(
     if lever == "fused Adam":
         optimizer_options = {"fused": True}
     if "channels_last" in lever:
-        # every convolution weight in its channels-last format (f's backbone convolves 4-d
-        # frames, g 5-d clips); a convolution runs channels-last when its weight is
-        for parameter in model.parameters():
-            if parameter.dim() in (4, 5):
-                layout = torch.channels_last if parameter.dim() == 4 else torch.channels_last_3d
-                parameter.data = parameter.data.contiguous(memory_format=layout)
-        batch = batch.contiguous(memory_format=torch.channels_last_3d)
+        # as the pipeline does: the weights channels-last, the clips as they come (a
+        # convolution runs channels-last when its weight is)
+        channels_last(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=1e-4, **optimizer_options)
     forward = torch.compile(model) if lever == "compile" else model
@@ -61,6 +61,9 @@ def step_runner(
 
     def step() -> float:
         torch.manual_seed(next(steps))  # the k-th step of every variant draws the same dropout
+        if not model.training:
+            with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+                return forward(batch).float().square().mean().item()
         with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
             out = forward(batch)
         if targets is not None:
@@ -146,13 +149,26 @@ def main() -> None:
             None,
         ),
         ("f whole, GITDL", f, clips(2 * params.gitdl.batch_size, params.clips.alignability), None),
+        (
+            "g, evaluate (inference, a video's views)",
+            copy.deepcopy(action).eval(),
+            clips(params.evaluate.batch_size, params.clips.action),
+            None,
+        ),
+        (
+            "f, embedding (inference)",
+            copy.deepcopy(f).eval(),
+            clips(params.pseudo_label.batch_size, params.clips.alignability),
+            None,
+        ),
     ]
     print(f"load average at start: {os.getloadavg()[0]:.1f}; {args.threads} torch threads")
     print(f"oneDNN (mkldnn) available: {torch.backends.mkldnn.is_available()}")
     print("| model, training | lever | clips/s | speed-up vs fp32 | loss diff | prepare s |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name, model, inputs, targets in cases:
-        for row in compare(name, model, inputs, targets, args.levers, args.rounds, args.steps):
+        levers = [lever for lever in args.levers if model.training or "Adam" not in lever]
+        for row in compare(name, model, inputs, targets, levers, args.rounds, args.steps):
             name_, lever, rate, ratio, diff, prepare = row
             print(
                 f"| {name_} | {lever} | {rate:.0f} | {ratio:.2f}x | {diff:.1e} | {prepare:.1f} |",
