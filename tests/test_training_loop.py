@@ -5,13 +5,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
 from pipeline.checkpoint import load_checkpoint
-from pipeline.config import TrainParams
+from pipeline.config import AugmentParams, ClipParams, TrainParams
+from pipeline.data.datasets import ClipDataset
 from pipeline.train.loader import training_loader
 from pipeline.train.loop import fit
 from pipeline.train.runtime import start_runtime
@@ -216,3 +218,32 @@ def test_a_checkpoint_at_another_precision_is_not_resumed(tmp_path):
     )
     checkpoint = load_checkpoint(tmp_path / "ckpt.pt")
     assert checkpoint["epoch"] == 0 and checkpoint["precision"] == "bf16"  # started over
+
+
+def test_loader_workers_draw_each_epochs_crops_as_the_training_process_does():
+    frames = np.random.default_rng(0).integers(0, 256, (12, 40, 72, 3), dtype=np.uint8)
+
+    class OneVideoStore:  # ClipDataset reads nothing from a store but frames()
+        def frames(self, video_id: str) -> np.ndarray:
+            return frames
+
+    dataset = ClipDataset(
+        OneVideoStore(),
+        ["v"] * 4,
+        [0] * 4,
+        ClipParams(frames=4, stride=2, crop=32),
+        AugmentParams(),
+        seed=0,
+    )
+    runtime = start_runtime("cpu", 0, "fp32")
+    epochs = {}
+    for workers in (0, 1):
+        loader = training_loader(dataset, runtime, workers, seed=0, batch_size=4)
+        epochs[workers] = []
+        for epoch in range(2):
+            dataset.set_epoch(epoch)
+            loader.sampler.set_epoch(epoch)
+            epochs[workers].append(torch.cat([clips for clips, _ in loader]))
+    assert not torch.equal(epochs[0][0], epochs[0][1])  # a new epoch draws new crops
+    for epoch in range(2):
+        assert torch.equal(epochs[0][epoch], epochs[1][epoch])

@@ -16,11 +16,10 @@ def training_loader(
     """Either `batch_size` with shuffling (sharded across DDP processes, seeded per epoch) or a
     `batch_sampler` that already knows about ranks. Incomplete last batches are dropped so
     BatchNorm never sees a batch of one."""
-    options = {
-        "num_workers": workers,
-        "persistent_workers": workers > 0,
-        "pin_memory": runtime.device.type == "cuda",
-    }
+    # Workers are started anew every epoch, not kept: a kept worker holds its own copy of the
+    # dataset and never sees the set_epoch of the next epoch, so it would replay the first
+    # epoch's crops and views every epoch.
+    options = {"num_workers": workers, "pin_memory": runtime.device.type == "cuda"}
     if batch_sampler is not None:
         return DataLoader(dataset, batch_sampler=batch_sampler, **options)
     # DistributedSampler reshuffles by (seed, epoch) through set_epoch, also for one process,
