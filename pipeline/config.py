@@ -172,6 +172,7 @@ class AlignabilityEncoderParams(Section):
     projection: int = Field(128, ge=8)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     score_hidden: int = Field(16, ge=1)
+    subtract_clip_mean: bool = True
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> "AlignabilityEncoderParams":

@@ -4,14 +4,25 @@ CPU), local weights files, and frozen backbones."""
 import pytest
 import torch
 
+from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.config import (
     ActionEncoderParams,
     AlignabilityEncoderParams,
+    ClipParams,
     ParamsError,
     parse_params,
 )
 from pipeline.models.action import FramewiseTrunk
-from pipeline.models.registry import build_action_encoder, build_alignability_encoder
+from pipeline.models.registry import (
+    build_action_encoder,
+    build_alignability_encoder,
+    build_alignability_model,
+)
+from pipeline.models.saved import (
+    SavedAlignabilityModel,
+    load_alignability_model,
+    save_alignability_model,
+)
 from pipeline.models.weights import load_backbone_weights
 
 
@@ -76,6 +87,33 @@ def test_small_vtn_embeds_every_frame():
         # positions matter: reversing the frames is not reversing the embeddings
         reversed_embeddings = encoder(torch.randn(2, 3, 12, 48, 48).flip(2))
         assert reversed_embeddings.shape == embeddings.shape
+
+
+@pytest.mark.parametrize("subtract_clip_mean", [True, False])
+def test_vtn_without_the_clip_mean_is_blind_to_the_static_scene(subtract_clip_mean):
+    torch.manual_seed(0)
+    encoder = build_alignability_encoder(
+        AlignabilityEncoderParams(
+            backbone_widths=[8, 16], hidden=32, heads=4, subtract_clip_mean=subtract_clip_mean
+        )
+    ).eval()
+    clips = torch.randn(2, 3, 12, 48, 48)
+    scene = torch.randn(2, 3, 1, 48, 48)  # another backdrop, the same in every frame
+    with torch.no_grad():
+        same = torch.allclose(encoder(clips), encoder(clips + scene), atol=1e-5)
+    assert same == subtract_clip_mean
+
+
+def test_model_files_from_before_the_clip_mean_load_as_whole_frame_encoders(tmp_path):
+    params = AlignabilityEncoderParams(backbone_widths=[8], hidden=32, heads=4)
+    saved = SavedAlignabilityModel(build_alignability_model(params), params, ClipParams())
+    save_alignability_model(tmp_path / "now.pt", saved, metrics={})
+    assert load_alignability_model(tmp_path / "now.pt").model.encoder.subtract_clip_mean
+    checkpoint = load_checkpoint(tmp_path / "now.pt")
+    del checkpoint["config"]["encoder"]["subtract_clip_mean"]  # as an older version wrote it
+    save_checkpoint(tmp_path / "older.pt", checkpoint)
+    older = load_alignability_model(tmp_path / "older.pt")
+    assert not older.encoder.subtract_clip_mean and not older.model.encoder.subtract_clip_mean
 
 
 def test_frozen_backbone_stays_frozen_and_in_eval_mode():

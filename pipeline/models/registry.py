@@ -32,6 +32,7 @@ def build_alignability_encoder(params: AlignabilityEncoderParams) -> Alignabilit
         embedding=params.embedding,
         projection=params.projection,
         dropout=params.dropout,
+        subtract_clip_mean=params.subtract_clip_mean,
     )
 
 

@@ -78,7 +78,11 @@ def load_alignability_model(path: str | Path) -> SavedAlignabilityModel:
     """Rebuild the alignability encoder and its score head saved at `path`, on the CPU."""
     checkpoint = load_checkpoint(path)
     config = _expect(checkpoint, "alignability_model", path)
-    encoder = AlignabilityEncoderParams.model_validate(config["encoder"] | {"backbone_weights": ""})
+    # files saved before subtract_clip_mean existed hold encoders trained on whole frames
+    before_clip_mean = {"subtract_clip_mean": False}
+    encoder = AlignabilityEncoderParams.model_validate(
+        before_clip_mean | config["encoder"] | {"backbone_weights": ""}
+    )
     model = build_alignability_model(encoder)
     model.load_state_dict(checkpoint["model"])
     return SavedAlignabilityModel(model, encoder, ClipParams.model_validate(config["clip"]))

@@ -1,7 +1,9 @@
 """Alignability encoder f: a video transformer network (VTN) that embeds every frame.
 
 A per-frame image backbone, then a temporal transformer (sinusoidal positions, pre-LayerNorm)
-so each frame embedding sees its context, then a linear map to the frame embedding. A separate
+so each frame embedding sees its context, then a linear map to the frame embedding. The
+backbone can see each frame minus the clip's mean frame (`subtract_clip_mean`): what stays
+still in a clip (backdrop, lighting, colours) drops out and what moves remains. A separate
 projection head serves GITDL pretraining only, as in SimCLR-style contrastive learning.
 """
 
@@ -69,9 +71,11 @@ class AlignabilityEncoder(nn.Module):
         embedding: int,
         projection: int,
         dropout: float,
+        subtract_clip_mean: bool,
     ) -> None:
         super().__init__()
         self.backbone = backbone
+        self.subtract_clip_mean = subtract_clip_mean
         self.input_map = nn.Linear(backbone.out_features, hidden)
         layer = nn.TransformerEncoderLayer(
             hidden,
@@ -90,6 +94,11 @@ class AlignabilityEncoder(nn.Module):
         )
 
     def frame_features(self, clips: torch.Tensor) -> torch.Tensor:
+        if self.subtract_clip_mean:
+            # The static scene differs between clips far more than the actor's moves do, and
+            # a frame-wise backbone sees it in every frame: without this, f's frames on the
+            # moves benchmark carried the scene, not the move (docs/dataset_moves.md)
+            clips = clips - clips.mean(dim=2, keepdim=True)  # (B, C, T, H, W)
         batch, channels, frames, height, width = clips.shape
         images = clips.transpose(1, 2).reshape(batch * frames, channels, height, width)
         return self.backbone(images).view(batch, frames, -1)  # (B, T, backbone features)
