@@ -15,7 +15,8 @@ first) against chance, the share of same-class pairs. Where the stored frames si
 and the others above it, the scene outweighs the actor in every frame, and a frame-wise encoder
 that sees whole frames has to learn to ignore it first.
 
-    python -m benchmarks.static_scene --frames data/frames --validation data/splits/validation.parquet
+    python -m benchmarks.static_scene --frames data/frames \
+        --validation data/splits/validation.parquet
 """
 
 import argparse
