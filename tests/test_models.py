@@ -90,7 +90,7 @@ def test_small_vtn_embeds_every_frame():
 
 
 @pytest.mark.parametrize("subtract_clip_mean", [True, False])
-def test_vtn_without_the_clip_mean_is_blind_to_the_static_scene(subtract_clip_mean):
+def test_vtn_is_blind_to_the_static_scene_only_when_it_subtracts_the_clip_mean(subtract_clip_mean):
     torch.manual_seed(0)
     encoder = build_alignability_encoder(
         AlignabilityEncoderParams(
