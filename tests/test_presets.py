@@ -55,6 +55,7 @@ PAPER = {
     "alignability_encoder.heads": 8,
     "alignability_encoder.hidden": 256,
     "alignability_encoder.embedding": 128,
+    "alignability_encoder.subtract_clip_mean": False,  # the paper's VTN sees whole frames
     "clips.action.frames": 8,
     "clips.action.crop": 112,
     "clips.alignability.frames": 16,
