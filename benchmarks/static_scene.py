@@ -49,10 +49,15 @@ def thumbnails(store: FrameStore, video_ids: list[str]) -> torch.Tensor:
     return torch.stack(clips)
 
 
+def same_class_pairs(labels: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """Every unordered pair of clips (the upper triangle) and whether it is a same-class one."""
+    upper = np.triu_indices(len(labels), k=1)
+    return upper, labels[upper[0]] == labels[upper[1]]
+
+
 def average_precision(clips: torch.Tensor, labels: np.ndarray, kind: DistanceKind) -> float:
     distances = pairwise_distance(clips, clips, kind, GAMMA).numpy()  # (N, N)
-    upper = np.triu_indices(len(labels), k=1)
-    same = labels[upper[0]] == labels[upper[1]]
+    upper, same = same_class_pairs(labels)
     return float(average_precision_score(same, -distances[upper]))
 
 
@@ -66,8 +71,7 @@ def main() -> None:
     validation = pd.read_parquet(args.validation)
     labels = validation["label"].to_numpy()
     stored = thumbnails(FrameStore(args.frames), list(validation["video_id"]))
-    upper = np.triu_indices(len(labels), k=1)
-    chance = float((labels[upper[0]] == labels[upper[1]]).mean())
+    chance = float(same_class_pairs(labels)[1].mean())
     views = {
         "as stored": stored - stored.mean(dim=(1, 2), keepdim=True),
         "minus the clip's mean frame": stored - stored.mean(dim=1, keepdim=True),
