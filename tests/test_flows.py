@@ -115,6 +115,26 @@ def test_queued_experiments_share_the_cores_unless_run_threads_is_set() -> None:
     assert threads_per_experiment(3, 2) == 3
 
 
+def test_flows_switch_off_the_telemetry_of_the_prefect_server_they_start() -> None:
+    """A sweep run without PREFECT_API_URL starts a temporary Prefect server with this
+    process's settings, and its analytics service does not read DO_NOT_TRACK."""
+    shell = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK")
+    }
+    code = (
+        "import flows.sweep_flow\n"
+        "from prefect.settings import get_current_settings\n"
+        "print(get_current_settings().server.analytics_enabled)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=shell, cwd=REPO, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
 def test_stage_graph_comes_from_dvc(project: Path) -> None:
     graph = read_stage_graph(project)
     listed = run(project, "dvc", "stage", "list", "--name-only").stdout.split()
