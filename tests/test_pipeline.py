@@ -21,10 +21,11 @@ from mlflow.tracking import MlflowClient
 from tiny_project import REPO, environment, make_project, run
 
 from pipeline.checkpoint import load_checkpoint
-from pipeline.config import ActionEncoderParams
+from pipeline.config import ActionEncoderParams, load_params
 from pipeline.models.registry import build_action_encoder
 from pipeline.models.saved import load_action_encoder, load_alignability_model
 from pipeline.pseudo.round_table import COLUMNS
+from pipeline.steps.metric_learning import learn_alignability
 
 pytestmark = pytest.mark.slow  # the whole tiny pipeline through `dvc repro`
 
@@ -333,6 +334,32 @@ def test_predict_classifies_good_files_and_reports_broken_ones(project, tmp_path
     assert len(probabilities) == 3 and probabilities == sorted(probabilities, reverse=True)
     assert f"{broken}: error: corrupt" in result.stderr
     assert "missing.mp4: error: missing" in result.stderr
+
+
+def test_metric_learning_learns_the_same_f_from_the_same_inputs(project, tmp_path):
+    # The step gives f a fresh score head; drawn from torch's unseeded generator, it made f,
+    # and every finepseudo figure after it, differ from one run of the same split to the next.
+    params = load_params(project / "params.yaml")
+    threads = torch.get_num_threads()  # the step sets run.threads for this whole process
+    weights = []
+    for attempt in ("first", "second"):
+        learn_alignability(
+            frames=project / "data/frames",
+            split=project / "data/splits/frac0.5_seed0.parquet",
+            pretrained=project / "models/pretrained/alignability.pt",
+            out=tmp_path / f"{attempt}.pt",
+            checkpoint=tmp_path / f"{attempt}_checkpoint.pt",
+            metric=params.metric_learning,
+            augment=params.augment,
+            evaluation=params.evaluate,
+            run=params.run,
+            health=params.health,
+        )
+        weights.append(load_checkpoint(tmp_path / f"{attempt}.pt")["model"])
+    torch.set_num_threads(threads)
+    first, second = weights
+    assert sorted(first) == sorted(second) and any(k.startswith("score.") for k in first)
+    assert [k for k in first if not torch.equal(first[k], second[k])] == []
 
 
 def test_a_stage_killed_mid_training_resumes_from_its_checkpoint(project):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from pipeline.align.distance import typical_distance
 from pipeline.assessment.verification import Verification, verify_pairs
@@ -90,7 +91,9 @@ def learn_alignability(
         label_split = load_split(split)  # read once: training, monitoring and health use it
         labeled = label_split.labeled
         saved = load_alignability_model(pretrained)
-        # The score head starts afresh, scaled to the distance it will read.
+        # The score head starts afresh, scaled to the distance it will read; its first layer is
+        # drawn from the metric's seed, so the same inputs give the same f in every run.
+        torch.manual_seed(metric.seed)
         saved.model.score = AlignabilityScore(
             hidden=saved.encoder.score_hidden,
             distance_scale=typical_distance(metric.distance, saved.clip.frames),
