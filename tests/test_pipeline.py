@@ -1,6 +1,6 @@
 """The whole pipeline through real `dvc repro` on a tiny synthetic dataset: every stage, two
 self-training rounds, the model files, the pseudo-label tables, the MLflow runs and registry,
-resuming a stage that was killed, and `finepseudo predict`."""
+resuming a stage that was killed, the same f from the same inputs, and `finepseudo predict`."""
 
 import json
 import os
