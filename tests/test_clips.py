@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from pipeline.config import AugmentParams, ClipParams
-from pipeline.data.augment import MEAN, STD, color_jitter, eval_views, train_view
+from pipeline.data.augment import (
+    MEAN,
+    STD,
+    color_jitter,
+    draw_train_view,
+    eval_views,
+    finish_train_views,
+)
 from pipeline.data.clips import evenly_spaced_windows, global_local_pair, random_window, window
 from pipeline.data.datasets import ViewsDataset
 
@@ -54,6 +61,14 @@ def _frames(t=8, h=40, w=64):
     return rng.integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
 
 
+def train_view(
+    frames: np.ndarray, crop: int, augment: AugmentParams, rng: np.random.Generator
+) -> torch.Tensor:
+    """One training view, drawn and finished as a batch of one: (3, T, crop, crop)."""
+    drawn = draw_train_view(frames, crop, augment, rng)
+    return finish_train_views(drawn["pixels"][None], drawn["jitter"][None])[0]
+
+
 def test_train_view_crops_all_frames_alike_and_flips_only_when_allowed():
     frames = _frames()
     frames[:, :, : frames.shape[2] // 2] = 0  # left half black, right half bright
@@ -92,15 +107,37 @@ def test_eval_views_take_three_crops_along_the_long_side():
     assert eval_views(portrait, 32, 3).shape == (3, 3, 4, 32, 32)
 
 
-def test_colour_jitter_is_brightness_then_contrast_then_saturation():
-    clip = torch.rand(3, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.2
-    jittered = color_jitter(clip.clone(), 0.4, np.random.default_rng(1))
-    brightness, contrast, saturation = np.random.default_rng(1).uniform(0.6, 1.4, size=3)
-    step = clip * brightness
-    step = (step - step.mean()) * contrast + step.mean()
-    grey = step.mean(dim=0, keepdim=True)
-    step = ((step - grey) * saturation + grey).clamp(0.0, 1.0)
-    assert torch.allclose(jittered, step, atol=1e-6)
+def test_colour_jitter_is_brightness_then_contrast_then_saturation_for_each_clip():
+    clips = torch.rand(2, 3, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.2
+    factors = torch.tensor([[0.7, 1.3, 0.9], [1.2, 0.8, 1.4]])
+    jittered = color_jitter(clips.clone(), factors)
+    for clip, factor, result in zip(clips, factors, jittered, strict=True):
+        brightness, contrast, saturation = factor
+        step = clip * brightness
+        step = (step - step.mean()) * contrast + step.mean()
+        grey = step.mean(dim=0, keepdim=True)
+        step = ((step - grey) * saturation + grey).clamp(0.0, 1.0)
+        assert torch.allclose(result, step, atol=1e-6)
+
+
+def test_a_batch_of_drawn_views_finishes_as_each_view_alone():
+    frames = _frames(t=16, h=64, w=114)
+    augment = AugmentParams(hflip=True)
+    drawn = [draw_train_view(frames, 48, augment, np.random.default_rng(s)) for s in range(5)]
+    assert drawn[0]["pixels"].shape == (16, 3, 48, 48) and drawn[0]["jitter"].shape == (3,)
+    batch = finish_train_views(
+        torch.stack([d["pixels"] for d in drawn]), torch.stack([d["jitter"] for d in drawn])
+    )
+    assert batch.shape == (5, 3, 16, 48, 48) and batch.is_contiguous()
+    for view, one in zip(drawn, batch, strict=True):
+        alone = finish_train_views(view["pixels"][None], view["jitter"][None])[0]
+        assert torch.allclose(one, alone, atol=1e-6)
+    # channels stay channels through the crop's channels-last layout: a red-orange frame stays so
+    coloured = np.broadcast_to(np.array([200, 100, 0], dtype=np.uint8), (16, 64, 114, 3))
+    plain = AugmentParams(color_jitter=0.0)
+    view = train_view(np.ascontiguousarray(coloured), 48, plain, np.random.default_rng(0))
+    levels = (view * STD + MEAN).mean(dim=(1, 2, 3)) * 255
+    assert torch.allclose(levels, torch.tensor([200.0, 100.0, 0.0]), atol=0.01)
 
 
 def test_evaluation_views_of_a_video_are_those_of_each_window():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -65,6 +66,19 @@ def test_stored_frames_follow_range_resampling_and_short_side(diving48_dataset, 
     clamped = store.manifest.set_index("video_id").loc["vtrain_1_0"]
     assert (clamped["source_frames"], clamped["n_frames"]) == (14, 8)
     assert store.num_frames("vtrain_0_0") == 8
+
+
+def test_the_frame_store_maps_each_video_once_and_pickles_without_the_maps(
+    diving48_dataset, tmp_path
+):
+    _extract(diving48_dataset(), tmp_path / "frames")
+    store = FrameStore(tmp_path / "frames")
+    empty = len(pickle.dumps(store))
+    ids = store.manifest["video_id"].tolist()
+    assert all(store.frames(v) is store.frames(v) for v in ids)
+    assert len(pickle.dumps(store)) == empty  # a spawned loader worker maps the files itself
+    copy = pickle.loads(pickle.dumps(store))
+    assert all(np.array_equal(copy.frames(v), store.frames(v)) for v in ids)
 
 
 def test_short_clips_keep_every_frame_at_native_size(diving48_dataset, tmp_path):

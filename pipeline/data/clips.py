@@ -75,7 +75,8 @@ def global_local_pair(
         others = np.setdiff1d(np.arange(start, start + span), inside)
         fill = others[np.linspace(0, others.size - 1, frames - inside.size).round().astype(int)]
         local_ids = np.sort(np.concatenate([inside, fill]))
-    global_pos = np.array([np.flatnonzero(global_ids == i)[0] for i in inside])
-    local_pos = np.array([np.flatnonzero(local_ids == i)[0] for i in inside])
+    # both clips are sorted: a shared frame's first position in each is a binary search away
+    global_pos = np.searchsorted(global_ids, inside)
+    local_pos = np.searchsorted(local_ids, inside)
     timestamps = (inside / max(num_frames - 1, 1)).astype(np.float32)
     return GlobalLocalPair(global_ids, local_ids, global_pos, local_pos, timestamps)

@@ -1,15 +1,17 @@
 """torch Datasets over the frame store: training clips, GITDL pairs and evaluation views.
 
 Each item draws its randomness from (seed, epoch, index), so a resumed epoch sees the same
-clips and crops as the run it replaces, whatever the number of loader workers.
+clips and crops as the run it replaces, whatever the number of loader workers. Training
+items hold their views half made (uint8 crops and colour factors); the dataset's `collate`
+finishes a whole batch of them at once, which costs a fraction of doing it view by view.
 """
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from pipeline.config import AugmentParams, ClipParams
-from pipeline.data.augment import eval_views, train_view
+from pipeline.data.augment import draw_train_view, eval_views, finish_train_views
 from pipeline.data.clips import evenly_spaced_windows, global_local_pair, random_window
 from pipeline.data.frames import FrameStore
 
@@ -26,7 +28,7 @@ class _Seeded(Dataset):
 
 
 class ClipDataset(_Seeded):
-    """(video_id, label) pairs -> (augmented clip (3, T, crop, crop), label)."""
+    """(video_id, label) pairs -> (augmented clip (3, T, crop, crop), label) batches."""
 
     def __init__(
         self,
@@ -46,11 +48,17 @@ class ClipDataset(_Seeded):
     def __len__(self) -> int:
         return len(self.video_ids)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[dict[str, torch.Tensor], int]:
         rng = self.rng(index)
         frames = self.store.frames(self.video_ids[index])
         ids = random_window(len(frames), self.clip.frames, self.clip.stride, rng)
-        return train_view(frames[ids], self.clip.crop, self.augment, rng), self.labels[index]
+        return draw_train_view(frames[ids], self.clip.crop, self.augment, rng), self.labels[index]
+
+    @staticmethod
+    def collate(items: list[tuple[dict[str, torch.Tensor], int]]) -> list[torch.Tensor]:
+        """Items -> [clips (B, 3, T, crop, crop), labels (B,)]."""
+        views, labels = default_collate(items)
+        return [finish_train_views(**views), labels]
 
 
 class GlobalLocalDataset(_Seeded):
@@ -82,13 +90,19 @@ class GlobalLocalDataset(_Seeded):
         shared = len(pair.timestamps)
         pad = self.clip.frames - shared
         return {
-            "global": train_view(frames[pair.global_ids], self.clip.crop, self.augment, rng),
-            "local": train_view(frames[pair.local_ids], self.clip.crop, self.augment, rng),
+            "global": draw_train_view(frames[pair.global_ids], self.clip.crop, self.augment, rng),
+            "local": draw_train_view(frames[pair.local_ids], self.clip.crop, self.augment, rng),
             "global_pos": torch.from_numpy(np.pad(pair.global_pos, (0, pad))),
             "local_pos": torch.from_numpy(np.pad(pair.local_pos, (0, pad))),
             "timestamps": torch.from_numpy(np.pad(pair.timestamps, (0, pad))),
             "valid": torch.arange(self.clip.frames) < shared,
         }
+
+    @staticmethod
+    def collate(items: list[dict]) -> dict[str, torch.Tensor]:
+        """Items -> a batch whose "global" and "local" are clips (B, 3, T, crop, crop)."""
+        batch = default_collate(items)
+        return batch | {view: finish_train_views(**batch[view]) for view in ("global", "local")}
 
 
 class ViewsDataset(Dataset):

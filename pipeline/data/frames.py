@@ -18,6 +18,12 @@ class FrameStore:
         self.manifest: pd.DataFrame = table[table["status"] == OK].reset_index(drop=True)
         self.classes: list[str] = json.loads((self.root / CLASSES_FILE).read_text())
         self._rows = {vid: i for i, vid in enumerate(self.manifest["video_id"])}
+        # Opening a memory map reads the file's header: once per video, not once per clip.
+        self._mapped: dict[str, np.ndarray] = {}
+
+    def __getstate__(self) -> dict:
+        # A loader worker started by spawn maps the files itself: pickled maps would be copies.
+        return self.__dict__ | {"_mapped": {}}
 
     def _row(self, video_id: str) -> int:
         if video_id not in self._rows:
@@ -26,8 +32,10 @@ class FrameStore:
 
     def frames(self, video_id: str) -> np.ndarray:
         """The stored frames of a video, (T, H, W, 3) uint8, memory-mapped read-only."""
-        file = self.manifest.at[self._row(video_id), "frames_file"]
-        return np.load(self.root / file, mmap_mode="r")
+        if video_id not in self._mapped:
+            file = self.manifest.at[self._row(video_id), "frames_file"]
+            self._mapped[video_id] = np.load(self.root / file, mmap_mode="r")
+        return self._mapped[video_id]
 
     def num_frames(self, video_id: str) -> int:
         """How many frames `frames(video_id)` holds."""

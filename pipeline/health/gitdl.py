@@ -33,7 +33,10 @@ def gitdl_probe_loss(
     total, count = 0.0, 0
     # A DataLoader draws from torch's global generator; measuring must not change training.
     with torch.random.fork_rng(devices=[]):
-        for batch in DataLoader(dataset, batch_size=max(gitdl.batch_size, 2)):
+        batches = DataLoader(
+            dataset, batch_size=max(gitdl.batch_size, 2), collate_fn=dataset.collate
+        )
+        for batch in batches:
             batch = {k: v.to(runtime.device) for k, v in batch.items()}
             total += float(objective(batch)["loss"]) * len(batch["global"])
             count += len(batch["global"])

@@ -15,11 +15,16 @@ def training_loader(
 ) -> DataLoader:
     """Either `batch_size` with shuffling (sharded across DDP processes, seeded per epoch) or a
     `batch_sampler` that already knows about ranks. Incomplete last batches are dropped so
-    BatchNorm never sees a batch of one."""
+    BatchNorm never sees a batch of one. A dataset with a `collate` method makes its own
+    batches (pipeline/data/datasets.py: training views are finished a batch at a time)."""
     # Workers are started anew every epoch, not kept: a kept worker holds its own copy of the
     # dataset and never sees the set_epoch of the next epoch, so it would replay the first
     # epoch's crops and views every epoch.
-    options = {"num_workers": workers, "pin_memory": runtime.device.type == "cuda"}
+    options = {
+        "num_workers": workers,
+        "pin_memory": runtime.device.type == "cuda",
+        "collate_fn": getattr(dataset, "collate", None),
+    }
     if batch_sampler is not None:
         return DataLoader(dataset, batch_sampler=batch_sampler, **options)
     # DistributedSampler reshuffles by (seed, epoch) through set_epoch, also for one process,
