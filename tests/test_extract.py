@@ -79,6 +79,9 @@ def test_the_frame_store_maps_each_video_once_and_pickles_without_the_maps(
     assert len(pickle.dumps(store)) == empty  # a spawned loader worker maps the files itself
     copy = pickle.loads(pickle.dumps(store))
     assert all(np.array_equal(copy.frames(v), store.frames(v)) for v in ids)
+    few = FrameStore(tmp_path / "frames", max_mapped=2)
+    assert all(np.array_equal(few.frames(v), store.frames(v)) for v in ids)
+    assert list(few._mapped) == ids[-2:]  # the two read last stay mapped
 
 
 def test_short_clips_keep_every_frame_at_native_size(diving48_dataset, tmp_path):
