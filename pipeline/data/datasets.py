@@ -2,7 +2,7 @@
 
 Each item draws its randomness from (seed, epoch, index), so a resumed epoch sees the same
 clips and crops as the run it replaces, whatever the number of loader workers. Training
-items hold their views half made (uint8 crops and colour factors); the dataset's `collate`
+items hold their views half made (resized crops and colour factors); the dataset's `collate`
 finishes a whole batch of them at once, which costs a fraction of doing it view by view.
 """
 
