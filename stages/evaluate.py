@@ -16,6 +16,7 @@ from pipeline.tracking import (
     register_action_encoder,
     stage_run,
 )
+from stages import run_stage
 
 
 def main() -> None:
@@ -67,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -13,6 +13,7 @@ from pipeline.config import load_stage_params
 from pipeline.data.adapters import load_dataset
 from pipeline.data.extract import extract_frames
 from pipeline.tracking import stage_run
+from stages import run_stage
 
 
 def main() -> None:
@@ -34,4 +35,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

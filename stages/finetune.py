@@ -11,6 +11,7 @@ from pipeline.health.record import record_health
 from pipeline.steps.finetune import finetune
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
+from stages import run_stage
 
 
 def main() -> None:
@@ -51,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

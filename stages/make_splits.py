@@ -11,6 +11,7 @@ from pipeline.config import load_stage_params
 from pipeline.data.manifest import read_manifest
 from pipeline.data.splits import make_splits
 from pipeline.tracking import stage_run
+from stages import run_stage
 
 
 def main() -> None:
@@ -33,4 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -12,6 +12,7 @@ from pipeline.models.weights import check_pretrained_weights
 from pipeline.steps.pretrain import pretrain
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
+from stages import run_stage
 
 
 def main() -> None:
@@ -50,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -11,6 +11,7 @@ from pipeline.pseudo.round_table import round_statistics
 from pipeline.steps.pseudo_label import pseudo_label
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
+from stages import run_stage
 
 
 def main() -> None:
@@ -52,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -11,6 +11,7 @@ from pipeline.health.record import record_health
 from pipeline.steps.retrain import retrain
 from pipeline.subsets import tag_metric_subsets
 from pipeline.tracking import stage_run
+from stages import run_stage
 
 
 def main() -> None:
@@ -63,4 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

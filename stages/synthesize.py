@@ -9,6 +9,7 @@ import mlflow
 from pipeline.config import load_stage_params
 from pipeline.data.synthetic.writer import PREVIEW_FILE, synthesize_dataset
 from pipeline.tracking import stage_run
+from stages import run_stage
 
 
 def main() -> None:
@@ -26,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)
