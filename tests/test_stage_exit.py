@@ -9,7 +9,7 @@ import textwrap
 from project_imports import REPO
 
 
-def run_script(body: str, tmp_path) -> subprocess.CompletedProcess:
+def run_script(body: str) -> subprocess.CompletedProcess:
     """Run `body` (which defines main) under run_stage in a fresh interpreter."""
     script = textwrap.dedent(body) + "\nfrom stages import run_stage\nrun_stage(main)\n"
     return subprocess.run(
@@ -32,21 +32,19 @@ def test_a_finished_stage_skips_teardown_but_flushes_and_runs_atexit(tmp_path):
         def main():
             atexit.register(pathlib.Path({str(marker)!r}).write_text, "ran")
             print("written", end="")  # no newline: only a flush puts it out
-        """,
-        tmp_path,
+        """
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "written"
     assert marker.read_text() == "ran"
 
 
-def test_a_failing_stage_keeps_its_traceback_and_exit_status(tmp_path):
+def test_a_failing_stage_keeps_its_traceback_and_exit_status():
     failed = run_script(
         """
         def main():
             raise ValueError("frames.parquet, row 3: no label")
-        """,
-        tmp_path,
+        """
     )
     assert failed.returncode == 1
     assert "ValueError: frames.parquet, row 3: no label" in failed.stderr
@@ -55,7 +53,6 @@ def test_a_failing_stage_keeps_its_traceback_and_exit_status(tmp_path):
         """
         def main():
             raise SystemExit(143)
-        """,
-        tmp_path,
+        """
     )
     assert stopped.returncode == 143
