@@ -25,13 +25,18 @@ repro: setup
 	finepseudo check   # a params error is reported as such, before DVC looks for missing files
 	dvc repro
 
+# Two pytest workers, each given whole test files (a file's module fixtures, such as the
+# cluster's servers and sweep, start once). The end-to-end tests spend much of their time
+# waiting on servers and stage processes, so two workers share two cores well.
+PYTEST := pytest --numprocesses 2 --dist loadfile
+
 test: setup
 	ruff check .
-	pytest
+	$(PYTEST)
 
 test-fast: setup
 	ruff check .
-	pytest -m "not slow and not cluster"
+	$(PYTEST) -m "not slow and not cluster"
 
 lint: setup
 	ruff check .
