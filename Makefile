@@ -25,9 +25,8 @@ repro: setup
 	finepseudo check   # a params error is reported as such, before DVC looks for missing files
 	dvc repro
 
-# Two pytest workers, each given whole test files (a file's module fixtures, such as the
-# cluster's servers and sweep, start once). The end-to-end tests spend much of their time
-# waiting on servers and stage processes, so two workers share two cores well.
+# Two pytest workers, each given whole test files, so that a file's module fixtures (the
+# cluster's servers and sweep) start once; README.md, "Tests", has the times.
 PYTEST := pytest --numprocesses 2 --dist loadfile
 
 test: setup
