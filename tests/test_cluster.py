@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import StateType
 from prefect.workers.process import ProcessWorker
-from tiny_project import REPO, environment, make_project, run
+from tiny_project import REPO, environment, free_port, make_project, run
 
 from flows.pool_sweep import DEPLOYMENT
 from flows.sweep_job import MACHINE_TAG
@@ -49,12 +48,6 @@ OVERRIDES = {
 }
 SHARED = ["synthesize", "extract_frames", "make_splits", "pretrain_gitdl", "pretrain_action"]
 WORKER_HEARTBEAT_SECONDS = 5
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
@@ -133,7 +126,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, prefect_api: str) -> Itera
     cluster = Cluster(tmp_path_factory.mktemp("cluster"), prefect_api)
     try:
         # ============ the MLflow tracking server, proxying artifacts ============
-        port = _free_port()
+        port = free_port()
         cluster.mlflow_url = f"http://127.0.0.1:{port}"
         mlflow_log = cluster.root / "mlflow.log"
         server = cluster.start(
@@ -325,7 +318,7 @@ def test_compare_reads_the_tracking_server(cluster: Cluster, sweep: tuple[str, s
 def _finetune_on_two_nodes(nodes: tuple[Path, Path], out: str) -> None:
     """The finetune stage as 2 nodes x 1 process: one torchrun launcher per node (each in its
     own project folder, as on two machines), node 0 the static rendezvous on 127.0.0.1."""
-    port = _free_port()
+    port = free_port()
     command = [
         "-m", "stages.finetune", "--frames", "data/frames",
         "--split", "data/splits/frac0.5_seed0.parquet",
@@ -390,7 +383,7 @@ def test_a_training_stage_on_two_nodes_matches_one_process(tmp_path: Path) -> No
 
 
 def test_ui_with_a_tracking_server_starts_prefect_alone(cluster: Cluster, tmp_path: Path) -> None:
-    prefect_port = _free_port()
+    prefect_port = free_port()
     env = cluster.env(PREFECT_HOME=str(tmp_path / "prefect"), PYTHONPATH=str(REPO))
     command = [
         sys.executable, "-m", "pipeline.cli", "ui", "--prefect-port", str(prefect_port),

@@ -30,7 +30,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.client.schemas.sorting import LogSort
 from prefect.logging.handlers import APILogHandler
 from prefect.states import State
-from tiny_project import REPO, make_project, run
+from tiny_project import REPO, free_port, make_project, run
 
 from flows.pipeline_flow import finepseudo_pipeline
 from flows.stage_graph import read_stage_graph
@@ -325,16 +325,10 @@ def test_sweep_runs_dvc_experiments_and_compare_reads_them(project: Path, first_
     assert len(mlflow_runs(project, f"tags.`{COMPARISON_TAG}` = 'true'")) == 2
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_ui_serves_prefect_and_mlflow_until_interrupted(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     MlflowClient(store).create_experiment("ui-check")
-    prefect_port, mlflow_port = _free_port(), _free_port()
+    prefect_port, mlflow_port = free_port(), free_port()
     env = os.environ | {
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "MLFLOW_TRACKING_URI": store,

@@ -3,6 +3,7 @@ real DVC pipeline, MLflow store and Prefect flows end to end in seconds to minut
 
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -119,3 +120,10 @@ def run(
         capture_output=True,
         text=True,
     )
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now, for a server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
